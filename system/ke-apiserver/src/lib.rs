@@ -1,0 +1,4 @@
+//! Embedded Kubernetes-compatible API server.
+//!
+//! - [`registry`]: which resources are served.
+pub mod registry;

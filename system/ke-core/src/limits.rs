@@ -1,0 +1,18 @@
+//! Every bound of the system in one place, so a reviewer can see them all at once.
+
+/// Largest cloud<->edge frame accepted by the decoder (KubeEdge's QUIC cap is 32 MiB; a single
+/// Kubernetes object is at most 1.5 MiB in etcd, so 8 MiB leaves room for lists).
+pub const FRAME_BYTES_MAX: usize = 8 * 1024 * 1024;
+
+/// Largest request body the API server reads (kube-apiserver's limit is 3 MiB).
+pub const API_REQUEST_BYTES_MAX: usize = 3 * 1024 * 1024;
+
+/// Events kept in the API server's in-memory watch window; a watch from an older
+/// resourceVersion gets `410 Gone`.
+pub const WATCH_WINDOW_EVENTS_MAX: usize = 100_000;
+
+/// Events buffered per watcher before it is cut off (it then relists).
+pub const WATCH_FANOUT_BUFFER_MAX: usize = 10_000;
+
+/// Largest `limit` honoured for one list page.
+pub const LIST_PAGE_MAX: usize = 100_000;

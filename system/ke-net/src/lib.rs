@@ -1,0 +1,98 @@
+//! The transport seam. Code in `system/` never names `tokio::net`; it is handed a
+//! [`Transport`] and binds or connects through it, so the same server code runs on real
+//! sockets (the daemons) and on turmoil's simulated network (the fleet simulator).
+//!
+//! - [`Transport`]: bind a [`Listener`], connect a stream.
+//! - [`TokioTransport`]: real TCP sockets.
+
+use std::{future::Future, io, net::SocketAddr};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// A byte stream: what a transport's connections are.
+pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+/// A bound listening socket.
+pub trait Listener: Send + 'static {
+    /// The accepted connection type.
+    type Conn: Stream;
+    /// Waits for the next connection.
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Conn, SocketAddr)>> + Send;
+    /// The address actually bound (useful after binding port 0).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// Where sockets come from.
+pub trait Transport: Clone + Send + Sync + 'static {
+    /// Listening socket type.
+    type Listener: Listener<Conn = Self::Conn>;
+    /// Connection type, for both accepted and dialled connections.
+    type Conn: Stream;
+    /// Binds a listener on `addr`.
+    fn bind(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Listener>> + Send;
+    /// Connects to `addr`.
+    fn connect(&self, addr: SocketAddr) -> impl Future<Output = io::Result<Self::Conn>> + Send;
+}
+
+/// Real TCP through tokio.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioTransport;
+
+/// A tokio TCP listener.
+#[derive(Debug)]
+pub struct TokioListener(tokio::net::TcpListener);
+
+impl Listener for TokioListener {
+    type Conn = tokio::net::TcpStream;
+
+    async fn accept(&mut self) -> io::Result<(Self::Conn, SocketAddr)> {
+        let (s, a) = self.0.accept().await?;
+        // Small request/response exchanges (API calls, hub frames) must not wait for Nagle.
+        s.set_nodelay(true)?;
+        Ok((s, a))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl Transport for TokioTransport {
+    type Listener = TokioListener;
+    type Conn = tokio::net::TcpStream;
+
+    #[allow(clippy::disallowed_methods, reason = "ke-net is the one crate that opens sockets")]
+    async fn bind(&self, addr: SocketAddr) -> io::Result<Self::Listener> {
+        Ok(TokioListener(tokio::net::TcpListener::bind(addr).await?))
+    }
+
+    #[allow(clippy::disallowed_methods, reason = "ke-net is the one crate that opens sockets")]
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Conn> {
+        let s = tokio::net::TcpStream::connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Bytes written on a dialled connection arrive on the accepted one.
+    #[tokio::test]
+    async fn tokio_transport_round_trip() {
+        let t = TokioTransport;
+        let mut l = t.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let dial = tokio::spawn(async move {
+            let mut c = t.connect(addr).await.unwrap();
+            c.write_all(b"hello").await.unwrap();
+        });
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 5];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello");
+        dial.await.unwrap();
+    }
+}

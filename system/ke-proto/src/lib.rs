@@ -1,0 +1,1 @@
+//! KubeEdge wire model (being written).
