@@ -113,13 +113,18 @@ impl Registry {
 
     /// Adds or replaces a resource.
     pub fn insert(&self, info: ResourceInfo) {
-        let key = (info.group.clone(), info.version.clone(), info.plural.clone());
+        let key = (
+            info.group.clone(),
+            info.version.clone(),
+            info.plural.clone(),
+        );
         self.write().insert(key, Arc::new(info));
     }
 
     /// Removes every version of `group`/`plural` (a deleted CRD).
     pub fn remove_custom(&self, group: &str, plural: &str) {
-        self.write().retain(|(g, _, p), info| !(g == group && p == plural && info.is_custom()));
+        self.write()
+            .retain(|(g, _, p), info| !(g == group && p == plural && info.is_custom()));
     }
 
     /// Looks a resource up by group, version and plural.
@@ -142,11 +147,15 @@ impl Registry {
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<ResourceKey, Arc<ResourceInfo>>> {
-        self.resources.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.resources
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<ResourceKey, Arc<ResourceInfo>>> {
-        self.resources.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.resources
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -162,18 +171,116 @@ struct Builtin {
 }
 
 const BUILTINS: &[Builtin] = &[
-    b("", "v1", "Namespace", "namespaces", false, &["ns"], true, "io.k8s.api.core.v1.Namespace"),
-    b("", "v1", "Node", "nodes", false, &["no"], true, "io.k8s.api.core.v1.Node"),
-    b("", "v1", "Pod", "pods", true, &["po"], true, "io.k8s.api.core.v1.Pod"),
-    b("", "v1", "ConfigMap", "configmaps", true, &["cm"], false, "io.k8s.api.core.v1.ConfigMap"),
-    b("", "v1", "Secret", "secrets", true, &[], false, "io.k8s.api.core.v1.Secret"),
-    b("", "v1", "Service", "services", true, &["svc"], true, "io.k8s.api.core.v1.Service"),
-    b("", "v1", "Endpoints", "endpoints", true, &["ep"], false, "io.k8s.api.core.v1.Endpoints"),
-    b("", "v1", "Event", "events", true, &["ev"], false, "io.k8s.api.core.v1.Event"),
-    b("", "v1", "ServiceAccount", "serviceaccounts", true, &["sa"], false, SA),
-    b("coordination.k8s.io", "v1", "Lease", "leases", true, &[], false, LEASE),
-    b("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", false,
-      &["crd", "crds"], true, CRD),
+    b(
+        "",
+        "v1",
+        "Namespace",
+        "namespaces",
+        false,
+        &["ns"],
+        true,
+        "io.k8s.api.core.v1.Namespace",
+    ),
+    b(
+        "",
+        "v1",
+        "Node",
+        "nodes",
+        false,
+        &["no"],
+        true,
+        "io.k8s.api.core.v1.Node",
+    ),
+    b(
+        "",
+        "v1",
+        "Pod",
+        "pods",
+        true,
+        &["po"],
+        true,
+        "io.k8s.api.core.v1.Pod",
+    ),
+    b(
+        "",
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        true,
+        &["cm"],
+        false,
+        "io.k8s.api.core.v1.ConfigMap",
+    ),
+    b(
+        "",
+        "v1",
+        "Secret",
+        "secrets",
+        true,
+        &[],
+        false,
+        "io.k8s.api.core.v1.Secret",
+    ),
+    b(
+        "",
+        "v1",
+        "Service",
+        "services",
+        true,
+        &["svc"],
+        true,
+        "io.k8s.api.core.v1.Service",
+    ),
+    b(
+        "",
+        "v1",
+        "Endpoints",
+        "endpoints",
+        true,
+        &["ep"],
+        false,
+        "io.k8s.api.core.v1.Endpoints",
+    ),
+    b(
+        "",
+        "v1",
+        "Event",
+        "events",
+        true,
+        &["ev"],
+        false,
+        "io.k8s.api.core.v1.Event",
+    ),
+    b(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        true,
+        &["sa"],
+        false,
+        SA,
+    ),
+    b(
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+        "leases",
+        true,
+        &[],
+        false,
+        LEASE,
+    ),
+    b(
+        "apiextensions.k8s.io",
+        "v1",
+        "CustomResourceDefinition",
+        "customresourcedefinitions",
+        false,
+        &["crd", "crds"],
+        true,
+        CRD,
+    ),
 ];
 
 const SA: &str = "io.k8s.api.core.v1.ServiceAccount";
@@ -192,7 +299,16 @@ const fn b(
     has_status: bool,
     def: &'static str,
 ) -> Builtin {
-    Builtin { group, version, kind, plural, namespaced, short, has_status, def }
+    Builtin {
+        group,
+        version,
+        kind,
+        plural,
+        namespaced,
+        short,
+        has_status,
+        def,
+    }
 }
 
 /// The built-in resources.
@@ -207,7 +323,11 @@ pub fn builtins() -> Vec<ResourceInfo> {
             singular: x.kind.to_lowercase(),
             namespaced: x.namespaced,
             short_names: x.short.iter().map(|s| (*s).to_owned()).collect(),
-            categories: if matches!(x.kind, "Pod" | "Service") { vec!["all".into()] } else { vec![] },
+            categories: if matches!(x.kind, "Pod" | "Service") {
+                vec!["all".into()]
+            } else {
+                vec![]
+            },
             has_status: x.has_status,
             schema: SchemaSource::Builtin(x.def),
             printer_columns: vec![],
@@ -221,7 +341,12 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
     let names = &spec["names"];
     let s = |v: &Value| v.as_str().unwrap_or_default().to_owned();
     let list = |v: &Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let plural = s(&names["plural"]);
@@ -273,20 +398,25 @@ mod tests {
     #[test]
     fn crd_registers_served_versions() {
         let crd = json!({"spec": {"group": "devices.kubeedge.io", "scope": "Namespaced",
-            "names": {"plural": "devices", "kind": "Device", "shortNames": ["dev"]},
-            "versions": [
-                {"name": "v1beta1", "served": true, "storage": true,
-                 "subresources": {"status": {}}, "schema": {"openAPIV3Schema": {"type": "object"}}},
-                {"name": "v1alpha2", "served": false, "storage": false}
-            ]}});
+        "names": {"plural": "devices", "kind": "Device", "shortNames": ["dev"]},
+        "versions": [
+            {"name": "v1beta1", "served": true, "storage": true,
+             "subresources": {"status": {}}, "schema": {"openAPIV3Schema": {"type": "object"}}},
+            {"name": "v1alpha2", "served": false, "storage": false}
+        ]}});
         let r = Registry::with_builtins();
         for info in from_crd(&crd) {
             r.insert(info);
         }
-        let d = r.get("devices.kubeedge.io", "v1beta1", "devices").expect("registered");
+        let d = r
+            .get("devices.kubeedge.io", "v1beta1", "devices")
+            .expect("registered");
         assert!(d.namespaced && d.has_status && d.is_custom());
         assert_eq!(d.singular, "device");
-        assert!(r.get("devices.kubeedge.io", "v1alpha2", "devices").is_none());
+        assert!(
+            r.get("devices.kubeedge.io", "v1alpha2", "devices")
+                .is_none()
+        );
         r.remove_custom("devices.kubeedge.io", "devices");
         assert!(r.get("devices.kubeedge.io", "v1beta1", "devices").is_none());
         assert!(r.get("", "v1", "pods").is_some());

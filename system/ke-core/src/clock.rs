@@ -43,7 +43,10 @@ pub fn format_rfc3339(t: OffsetDateTime) -> String {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    #[allow(clippy::disallowed_methods, reason = "the one place the real wall clock is read")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "the one place the real wall clock is read"
+    )]
     fn now_utc(&self) -> OffsetDateTime {
         OffsetDateTime::from(std::time::SystemTime::now())
     }
@@ -58,7 +61,9 @@ pub struct FixedClock {
 impl FixedClock {
     /// A clock standing at `unix_seconds`.
     pub fn new(unix_seconds: i64) -> Self {
-        Self { nanos: Arc::new(AtomicI64::new(unix_seconds.saturating_mul(1_000_000_000))) }
+        Self {
+            nanos: Arc::new(AtomicI64::new(unix_seconds.saturating_mul(1_000_000_000))),
+        }
     }
 
     /// Moves the clock forward by `nanos`.

@@ -30,17 +30,24 @@ pub struct Entropy {
 impl Entropy {
     /// Entropy from a seeded, named stream: same seed and name, same bytes.
     pub fn seeded(seed: Seed, name: &str) -> Self {
-        Self { rng: Arc::new(Mutex::new(seed.derive(name))) }
+        Self {
+            rng: Arc::new(Mutex::new(seed.derive(name))),
+        }
     }
 
     /// Entropy for a real daemon, seeded from the operating system.
     pub fn from_os() -> Self {
-        Self { rng: Arc::new(Mutex::new(ChaCha8Rng::from_os_rng())) }
+        Self {
+            rng: Arc::new(Mutex::new(ChaCha8Rng::from_os_rng())),
+        }
     }
 
     /// Fills `buf` with random bytes.
     pub fn fill(&self, buf: &mut [u8]) {
-        let mut rng = self.rng.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut rng = self
+            .rng
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         rng.fill_bytes(buf);
     }
 
@@ -58,7 +65,14 @@ impl Entropy {
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
         let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )
     }
 
     /// `n` random lowercase alphanumerics (Kubernetes' `generateName` suffix alphabet).
@@ -66,7 +80,9 @@ impl Entropy {
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
         let mut b = vec![0u8; n];
         self.fill(&mut b);
-        b.iter().map(|x| char::from(ALPHABET[usize::from(*x) % ALPHABET.len()])).collect()
+        b.iter()
+            .map(|x| char::from(ALPHABET[usize::from(*x) % ALPHABET.len()]))
+            .collect()
     }
 }
 

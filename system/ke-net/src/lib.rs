@@ -61,12 +61,18 @@ impl Transport for TokioTransport {
     type Listener = TokioListener;
     type Conn = tokio::net::TcpStream;
 
-    #[allow(clippy::disallowed_methods, reason = "ke-net is the one crate that opens sockets")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "ke-net is the one crate that opens sockets"
+    )]
     async fn bind(&self, addr: SocketAddr) -> io::Result<Self::Listener> {
         Ok(TokioListener(tokio::net::TcpListener::bind(addr).await?))
     }
 
-    #[allow(clippy::disallowed_methods, reason = "ke-net is the one crate that opens sockets")]
+    #[allow(
+        clippy::disallowed_methods,
+        reason = "ke-net is the one crate that opens sockets"
+    )]
     async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Conn> {
         let s = tokio::net::TcpStream::connect(addr).await?;
         s.set_nodelay(true)?;

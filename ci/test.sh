@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the tests need, then runs formatting, lints,
+# every test of the workspace, and builds the benchmarks. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash ci/deps.sh
+# RUSTFLAGS would replace .cargo/config.toml's --cfg tokio_unstable; never let it leak in.
+unset RUSTFLAGS
+echo "== fmt"; cargo fmt --all -- --check
+echo "== clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build"; cargo build --workspace --all-targets --locked
+echo "== tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  cargo test --workspace --doc --locked
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+echo "== benches build"; cargo bench --workspace --no-run --locked

@@ -1,0 +1,108 @@
+//! `apiserver`: the embedded Kubernetes-compatible API server as a daemon.
+//!
+//! `apiserver --data-dir DIR [--listen 127.0.0.1:6443]` serves HTTPS until SIGINT or SIGTERM.
+//! On first start it creates a CA, an admin token and `DIR/kubeconfig`. Bad flags or an
+//! unusable data directory print one line and exit with code 64 (EX_USAGE).
+
+use anyhow::Context as _;
+use clap::Parser;
+use ke_apiserver::{Deps, Server, ServerConfig};
+use ke_core::{Entropy, SystemClock};
+use ke_net::TokioTransport;
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+
+/// Embedded Kubernetes-compatible API server (SQLite storage, HTTPS, bearer tokens).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Directory for the database, certificates, admin token and kubeconfig.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    listen: SocketAddr,
+    /// Extra DNS names or IP addresses for the serving certificate (repeatable).
+    #[arg(long = "tls-san")]
+    tls_san: Vec<String>,
+}
+
+const EX_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let first = e.to_string();
+            let line = first
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("apiserver: {line} (see --help)");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("apiserver: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("apiserver: {e:#}");
+            ExitCode::from(EX_USAGE)
+        }
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let mut cfg = ServerConfig::new(&args.data_dir);
+    cfg.listen = args.listen;
+    cfg.extra_sans = args.tls_san;
+    let deps = Deps {
+        transport: TokioTransport,
+        clock: Arc::new(SystemClock),
+        entropy: Entropy::from_os(),
+    };
+    let server = Server::start(cfg, deps).await.context("starting")?;
+    tracing::info!(kubeconfig = %server.kubeconfig_path().display(), "ready");
+    server.serve(shutdown_signal()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}

@@ -1,0 +1,465 @@
+//! Storage: SQLite (WAL) holds the current state durably; memory holds the same state for
+//! reads plus a bounded window of recent change events for watches.
+//!
+//! Every write runs under one lock: it takes the next resourceVersion, commits the new state
+//! and the counter in one SQLite transaction, and only then updates memory and publishes the
+//! event. So an acknowledged write is on disk, resourceVersions strictly increase (also across
+//! restarts, the counter is persisted), and watchers see events in resourceVersion order.
+//!
+//! - [`object`]: the stored object form ([`Obj`]).
+
+mod object;
+
+pub use object::Obj;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use std::{
+    collections::{BTreeMap, VecDeque},
+    path::Path,
+    sync::{Arc, Mutex, MutexGuard},
+};
+use tokio::sync::broadcast;
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed; nothing was changed.
+    #[error("storage failed")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored row could not be decoded.
+    #[error("stored object {key} is corrupt")]
+    Corrupt {
+        /// Storage key of the row.
+        key: String,
+        /// Decoder error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The requested resourceVersion is older than the watch window.
+    #[error("too old resource version: {requested} (oldest available {oldest})")]
+    Gone {
+        /// Requested resourceVersion.
+        requested: u64,
+        /// Oldest resourceVersion that can still be served.
+        oldest: u64,
+    },
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    /// Object created.
+    Added,
+    /// Object changed.
+    Modified,
+    /// Object removed.
+    Deleted,
+}
+
+impl EventType {
+    /// The watch event type string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as kept in the watch window and sent to watchers.
+#[derive(Debug, Clone)]
+pub struct Event {
+    /// What happened.
+    pub kind: EventType,
+    /// Storage prefix of the resource (`core/pods`).
+    pub prefix: Arc<str>,
+    /// The object after the change (for deletes: its last state at the deletion's version).
+    pub obj: Arc<Obj>,
+    /// The object before the change.
+    pub prev: Option<Arc<Obj>>,
+}
+
+impl Event {
+    /// The resourceVersion of the change.
+    pub fn rv(&self) -> u64 {
+        self.obj.rv
+    }
+}
+
+/// What a mutation closure decided.
+#[derive(Debug)]
+pub enum Mutation {
+    /// Store this object (metadata already final, resourceVersion included).
+    Put(Value),
+    /// Remove the object; the value is its final state, sent with the DELETED event.
+    Delete(Value),
+}
+
+/// A new watch: events after the starting version that were already in the window, then live.
+#[derive(Debug)]
+pub struct Subscription {
+    /// Events to send first.
+    pub backlog: Vec<Arc<Event>>,
+    /// Live events (all resources; the caller filters).
+    pub rx: broadcast::Receiver<Arc<Event>>,
+    /// The store's resourceVersion when the watch started.
+    pub rv: u64,
+}
+
+/// Tuning of the store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Events kept for watches from an older version.
+    pub window_events_max: usize,
+    /// Events buffered per watcher.
+    pub fanout_buffer_max: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            window_events_max: ke_core::limits::WATCH_WINDOW_EVENTS_MAX,
+            fanout_buffer_max: ke_core::limits::WATCH_FANOUT_BUFFER_MAX,
+        }
+    }
+}
+
+type Objects = BTreeMap<Arc<str>, BTreeMap<String, Arc<Obj>>>;
+
+struct Inner {
+    db: Connection,
+    rv: u64,
+    objects: Objects,
+    window: VecDeque<Arc<Event>>,
+    /// Every event with a version above `oldest` is in `window`.
+    oldest: u64,
+}
+
+/// The object store.
+pub struct Store {
+    inner: Mutex<Inner>,
+    tx: broadcast::Sender<Arc<Event>>,
+    opts: StoreOptions,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("rv", &self.current_rv())
+            .finish()
+    }
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS objects (
+    prefix TEXT NOT NULL, key TEXT NOT NULL, rv INTEGER NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (prefix, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta (k, v) VALUES ('rv', 0);
+";
+
+/// The storage key of an object: `ns/name` or `name`.
+pub fn object_key(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}/{name}")
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and loads it into memory.
+    pub fn open(path: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
+        Self::from_connection(Connection::open(path)?, opts)
+    }
+
+    /// A store that lives only in memory (tests, simulator nodes that need no durability).
+    pub fn open_in_memory(opts: StoreOptions) -> Result<Self, StoreError> {
+        Self::from_connection(Connection::open_in_memory()?, opts)
+    }
+
+    fn from_connection(db: Connection, opts: StoreOptions) -> Result<Self, StoreError> {
+        db.execute_batch(SCHEMA)?;
+        let rv: u64 = db.query_row("SELECT v FROM meta WHERE k = 'rv'", [], |r| r.get(0))?;
+        let objects = load_objects(&db)?;
+        let (tx, _) = broadcast::channel(opts.fanout_buffer_max.max(1));
+        let inner = Inner {
+            db,
+            rv,
+            objects,
+            window: VecDeque::new(),
+            oldest: rv,
+        };
+        Ok(Self {
+            inner: Mutex::new(inner),
+            tx,
+            opts,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The latest resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// The oldest resourceVersion a watch can start from.
+    pub fn oldest_rv(&self) -> u64 {
+        self.lock().oldest
+    }
+
+    /// Reads one object.
+    pub fn get(&self, prefix: &str, key: &str) -> Option<Arc<Obj>> {
+        self.lock()
+            .objects
+            .get(prefix)
+            .and_then(|m| m.get(key))
+            .cloned()
+    }
+
+    /// Number of objects under `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.lock().objects.get(prefix).map_or(0, BTreeMap::len)
+    }
+
+    /// Lists the objects under `prefix` (in `namespace` if given), ordered by key, as of `at`
+    /// (default: now). Returns the version the list is consistent at.
+    pub fn list(
+        &self,
+        prefix: &str,
+        namespace: Option<&str>,
+        at: Option<u64>,
+    ) -> Result<(u64, Vec<Arc<Obj>>), StoreError> {
+        let inner = self.lock();
+        let empty = BTreeMap::new();
+        let live = inner.objects.get(prefix).unwrap_or(&empty);
+        let in_ns =
+            |k: &str| namespace.is_none_or(|ns| k.split_once('/').is_some_and(|x| x.0 == ns));
+        match at {
+            Some(r) if r < inner.rv => {
+                if r < inner.oldest {
+                    return Err(StoreError::Gone {
+                        requested: r,
+                        oldest: inner.oldest,
+                    });
+                }
+                let snap = rollback(live, &inner.window, prefix, r);
+                Ok((
+                    r,
+                    snap.into_iter()
+                        .filter(|(k, _)| in_ns(k))
+                        .map(|(_, v)| v)
+                        .collect(),
+                ))
+            }
+            _ => {
+                let items = match namespace {
+                    Some(ns) => {
+                        let start = format!("{ns}/");
+                        live.range(start.clone()..)
+                            .take_while(|(k, _)| k.starts_with(&start))
+                            .map(|(_, v)| v.clone())
+                            .collect()
+                    }
+                    None => live.values().cloned().collect(),
+                };
+                Ok((inner.rv, items))
+            }
+        }
+    }
+
+    /// Atomically reads the object at `prefix`/`key`, lets `f` decide its new state given the
+    /// next resourceVersion, and commits that decision. With `dry_run` nothing is written and
+    /// the version does not advance. Returns the stored object (None when `f` gave up).
+    pub fn mutate<E>(
+        &self,
+        prefix: &str,
+        key: &str,
+        dry_run: bool,
+        f: impl FnOnce(Option<&Arc<Obj>>, u64) -> Result<Option<Mutation>, E>,
+    ) -> Result<Option<Arc<Obj>>, MutateError<E>> {
+        let mut inner = self.lock();
+        let prev = inner.objects.get(prefix).and_then(|m| m.get(key)).cloned();
+        let rv = inner.rv + 1;
+        let Some(m) = f(prev.as_ref(), rv).map_err(MutateError::Rejected)? else {
+            return Ok(None);
+        };
+        let (kind, value) = match (&m, &prev) {
+            (Mutation::Put(v), None) => (EventType::Added, v),
+            (Mutation::Put(v), Some(_)) => (EventType::Modified, v),
+            (Mutation::Delete(v), _) => (EventType::Deleted, v),
+        };
+        let obj = Obj::from_value(rv, value);
+        if dry_run {
+            return Ok(Some(obj));
+        }
+        persist(&mut inner.db, prefix, key, kind, &obj).map_err(MutateError::Store)?;
+        inner.rv = rv;
+        let prefix: Arc<str> = Arc::from(prefix);
+        let live = inner.objects.entry(prefix.clone()).or_default();
+        if kind == EventType::Deleted {
+            live.remove(key);
+        } else {
+            live.insert(key.to_owned(), obj.clone());
+        }
+        let ev = Arc::new(Event {
+            kind,
+            prefix,
+            obj: obj.clone(),
+            prev,
+        });
+        self.publish(&mut inner, ev);
+        Ok(Some(obj))
+    }
+
+    fn publish(&self, inner: &mut Inner, ev: Arc<Event>) {
+        inner.window.push_back(ev.clone());
+        while inner.window.len() > self.opts.window_events_max {
+            if let Some(old) = inner.window.pop_front() {
+                inner.oldest = old.rv();
+            }
+        }
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(ev);
+    }
+
+    /// Starts a watch from version `from` (None: from now, with the current objects under
+    /// `prefix` sent first as ADDED events).
+    pub fn watch(&self, prefix: &str, from: Option<u64>) -> Result<Subscription, StoreError> {
+        let inner = self.lock();
+        let rx = self.tx.subscribe();
+        let backlog = match from {
+            None => inner
+                .objects
+                .get(prefix)
+                .map(|m| {
+                    let p: Arc<str> = Arc::from(prefix);
+                    m.values()
+                        .map(|o| {
+                            Arc::new(Event {
+                                kind: EventType::Added,
+                                prefix: p.clone(),
+                                obj: o.clone(),
+                                prev: None,
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Some(r) if r < inner.oldest => {
+                return Err(StoreError::Gone {
+                    requested: r,
+                    oldest: inner.oldest,
+                });
+            }
+            Some(r) => inner
+                .window
+                .iter()
+                .filter(|e| e.rv() > r && &*e.prefix == prefix)
+                .cloned()
+                .collect(),
+        };
+        Ok(Subscription {
+            backlog,
+            rx,
+            rv: inner.rv,
+        })
+    }
+}
+
+/// Failure of [`Store::mutate`].
+#[derive(Debug, thiserror::Error)]
+pub enum MutateError<E> {
+    /// The closure refused the change.
+    #[error("change rejected")]
+    Rejected(E),
+    /// Storage failed; nothing changed.
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+fn persist(
+    db: &mut Connection,
+    prefix: &str,
+    key: &str,
+    kind: EventType,
+    obj: &Obj,
+) -> Result<(), StoreError> {
+    let tx = db.transaction()?;
+    {
+        if kind == EventType::Deleted {
+            let mut st = tx.prepare_cached("DELETE FROM objects WHERE prefix = ?1 AND key = ?2")?;
+            st.execute(params![prefix, key])?;
+        } else {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO objects (prefix, key, rv, value) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (prefix, key) DO UPDATE SET rv = excluded.rv, value = excluded.value",
+            )?;
+            let rv = i64::try_from(obj.rv).unwrap_or(i64::MAX);
+            st.execute(params![prefix, key, rv, &obj.json[..]])?;
+        }
+        let mut st = tx.prepare_cached("UPDATE meta SET v = ?1 WHERE k = 'rv'")?;
+        st.execute(params![i64::try_from(obj.rv).unwrap_or(i64::MAX)])?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn load_objects(db: &Connection) -> Result<Objects, StoreError> {
+    let mut st = db.prepare("SELECT prefix, key, rv, value FROM objects")?;
+    let mut rows = st.query([])?;
+    let mut out: Objects = BTreeMap::new();
+    while let Some(row) = rows.next()? {
+        let prefix: String = row.get(0)?;
+        let key: String = row.get(1)?;
+        let rv: u64 = row.get(2)?;
+        let bytes: Vec<u8> = row.get(3)?;
+        let value: Value =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
+                key: format!("{prefix}/{key}"),
+                source,
+            })?;
+        out.entry(Arc::from(prefix.as_str()))
+            .or_default()
+            .insert(key, Obj::from_value(rv, &value));
+    }
+    Ok(out)
+}
+
+/// The state under `prefix` as of version `r`: the live map with later events undone.
+fn rollback(
+    live: &BTreeMap<String, Arc<Obj>>,
+    window: &VecDeque<Arc<Event>>,
+    prefix: &str,
+    r: u64,
+) -> BTreeMap<String, Arc<Obj>> {
+    let mut snap = live.clone();
+    for ev in window.iter().rev().take_while(|e| e.rv() > r) {
+        if &*ev.prefix != prefix {
+            continue;
+        }
+        let key = object_key(&ev.obj.namespace, &ev.obj.name);
+        match &ev.prev {
+            Some(p) => snap.insert(key, p.clone()),
+            None => snap.remove(&key),
+        };
+    }
+    snap
+}
+
+/// Reads the persisted resourceVersion counter of a database file (durability checks).
+pub fn read_rv(path: &Path) -> Result<Option<u64>, StoreError> {
+    let db = Connection::open(path)?;
+    Ok(db
+        .query_row("SELECT v FROM meta WHERE k = 'rv'", [], |r| r.get(0))
+        .optional()?)
+}
