@@ -8,8 +8,9 @@ unset RUSTFLAGS
 PROFILE=${PROFILE:-release}
 LISTEN=${LISTEN:-127.0.0.1:6443}
 DATA_DIR=${DATA_DIR:-$(mktemp -d /tmp/edgefleet-demo.XXXXXX)}
-if [ "$PROFILE" = release ]; then cargo build --release -p apiserver --locked; BIN=target/release/apiserver
-else cargo build -p apiserver --locked; BIN=target/debug/apiserver; fi
+TARGET=${CARGO_TARGET_DIR:-target}
+if [ "$PROFILE" = release ]; then cargo build --release -p apiserver --locked; BIN=$TARGET/release/apiserver
+else cargo build -p apiserver --locked; BIN=$TARGET/debug/apiserver; fi
 
 "$BIN" --data-dir "$DATA_DIR" --listen "$LISTEN" 2>"$DATA_DIR/apiserver.log" &
 PID=$!

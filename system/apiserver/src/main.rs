@@ -41,12 +41,16 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let first = e.to_string();
-            let line = first
+            // clap puts details (e.g. the missing flag) on indented lines after the first;
+            // keep everything up to the usage block, on one line.
+            let text = e.to_string();
+            let line: Vec<&str> = text
                 .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let line = line.join(" ");
+            let line = line.trim_start_matches("error: ");
             eprintln!("apiserver: {line} (see --help)");
             return ExitCode::from(EX_USAGE);
         }

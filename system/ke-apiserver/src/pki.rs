@@ -60,18 +60,23 @@ fn cert(what: &'static str) -> impl FnOnce(rcgen::Error) -> PkiError {
     move |source| PkiError::Cert { what, source }
 }
 
-/// Writes a file readable only by its owner.
+/// Writes a file readable only by its owner, atomically: readers see the old or the new
+/// content, never a half-written file (a temporary file is written, synced and renamed).
 pub fn write_private(path: &Path, data: &[u8]) -> Result<(), PkiError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
     let mut f = fs::OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)
-        .map_err(io(path))?;
-    f.write_all(data).map_err(io(path))?;
-    f.sync_all().map_err(io(path))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io(path))
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600)).map_err(io(&tmp))?;
+    f.write_all(data).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    fs::rename(&tmp, path).map_err(io(path))
 }
 
 fn validity(p: &mut CertificateParams, clock: &dyn Clock, days: i64) {

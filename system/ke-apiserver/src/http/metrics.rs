@@ -83,13 +83,15 @@ impl Metrics {
         s.push_str("# HELP apiserver_resource_version Latest resourceVersion.\n# TYPE apiserver_resource_version gauge\n");
         let _ = writeln!(s, "apiserver_resource_version {}", api.store.current_rv());
         s.push_str("# HELP apiserver_storage_objects Stored objects by resource.\n# TYPE apiserver_storage_objects gauge\n");
-        for r in api.registry.all() {
-            let n = api.store.count(&r.storage_prefix());
-            let _ = writeln!(
-                s,
-                "apiserver_storage_objects{{resource=\"{}\"}} {n}",
-                r.storage_prefix()
-            );
+        let prefixes: std::collections::BTreeSet<String> = api
+            .registry
+            .all()
+            .iter()
+            .map(|r| r.storage_prefix())
+            .collect();
+        for p in prefixes {
+            let n = api.store.count(&p);
+            let _ = writeln!(s, "apiserver_storage_objects{{resource=\"{p}\"}} {n}");
         }
         s
     }
