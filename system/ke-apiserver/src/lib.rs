@@ -20,6 +20,7 @@ pub mod auth;
 pub mod http;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod pki;
 pub mod registry;
 pub mod schema;

@@ -476,9 +476,15 @@ fn decode_body(headers: &HeaderMap, body: Bytes) -> Result<Value, ApiError> {
             .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));
     }
     if ct.contains("protobuf") {
-        return Err(ApiError::unsupported_media_type(
-            "protobuf request bodies are not supported; send JSON",
-        ));
+        return crate::protobuf::decode(&body).map_err(|e| {
+            let mut msg = format!("error decoding protobuf body: {e}");
+            let mut src = std::error::Error::source(&e);
+            while let Some(cause) = src {
+                msg = format!("{msg}: {cause}");
+                src = cause.source();
+            }
+            ApiError::bad_request(msg)
+        });
     }
     serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
