@@ -1,0 +1,1 @@
+//! CloudHub (being written).

@@ -1,0 +1,1 @@
+//! Certificate bootstrap (being written).

@@ -1,0 +1,1 @@
+//! Edged (being written).

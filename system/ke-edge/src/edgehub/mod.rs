@@ -1,0 +1,1 @@
+//! EdgeHub (being written).

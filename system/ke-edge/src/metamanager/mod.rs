@@ -1,0 +1,1 @@
+//! MetaManager (being written).
