@@ -1,8 +1,7 @@
 //! Label and field selectors, parsed from the `labelSelector` / `fieldSelector` query
 //! parameters with Kubernetes' syntax.
 
-use crate::store::Obj;
-use std::collections::BTreeMap;
+use crate::store::{Labels, Obj};
 
 /// A selector that could not be parsed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,14 +122,14 @@ impl LabelSelector {
     }
 
     /// Whether `labels` satisfy every requirement.
-    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn matches(&self, labels: &Labels) -> bool {
         self.0.iter().all(|(k, op)| {
             let v = labels.get(k);
             match op {
-                Op::Eq(x) => v == Some(x),
-                Op::NotEq(x) => v != Some(x),
-                Op::In(set) => v.is_some_and(|v| set.contains(v)),
-                Op::NotIn(set) => !v.is_some_and(|v| set.contains(v)),
+                Op::Eq(x) => v == Some(x.as_str()),
+                Op::NotEq(x) => v != Some(x.as_str()),
+                Op::In(set) => v.is_some_and(|v| set.iter().any(|s| s == v)),
+                Op::NotIn(set) => !v.is_some_and(|v| set.iter().any(|s| s == v)),
                 Op::Exists => v.is_some(),
                 Op::NotExists => v.is_none(),
             }
@@ -200,8 +199,11 @@ mod tests {
     /// Every label operator of Kubernetes' selector grammar selects as kube does.
     #[test]
     fn label_operators() {
-        let l: BTreeMap<String, String> =
-            [("app".into(), "web".into()), ("env".into(), "prod".into())].into();
+        let l: Labels = std::collections::BTreeMap::from([
+            ("app".to_owned(), "web".to_owned()),
+            ("env".to_owned(), "prod".to_owned()),
+        ])
+        .into();
         let yes = [
             "app=web",
             "app==web",

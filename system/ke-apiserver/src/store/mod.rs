@@ -10,7 +10,7 @@
 
 mod object;
 
-pub use object::Obj;
+pub use object::{Labels, Obj};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -129,7 +129,8 @@ impl Default for StoreOptions {
 type Objects = BTreeMap<Arc<str>, BTreeMap<String, Arc<Obj>>>;
 
 struct Inner {
-    db: Connection,
+    /// The database; `None` for a memory-only store (no second copy in SQLite).
+    db: Option<Connection>,
     rv: u64,
     objects: Objects,
     window: VecDeque<Arc<Event>>,
@@ -157,7 +158,7 @@ PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS objects (
     prefix TEXT NOT NULL, key TEXT NOT NULL, rv INTEGER NOT NULL, value BLOB NOT NULL,
-    PRIMARY KEY (prefix, key)) WITHOUT ROWID;
+    PRIMARY KEY (prefix, key));
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (k, v) VALUES ('rv', 0);
 ";
@@ -179,7 +180,19 @@ impl Store {
 
     /// A store that lives only in memory (tests, simulator nodes that need no durability).
     pub fn open_in_memory(opts: StoreOptions) -> Result<Self, StoreError> {
-        Self::from_connection(Connection::open_in_memory()?, opts)
+        let (tx, _) = broadcast::channel(opts.fanout_buffer_max.max(1));
+        let inner = Inner {
+            db: None,
+            rv: 0,
+            objects: BTreeMap::new(),
+            window: VecDeque::new(),
+            oldest: 0,
+        };
+        Ok(Self {
+            inner: Mutex::new(inner),
+            tx,
+            opts,
+        })
     }
 
     fn from_connection(db: Connection, opts: StoreOptions) -> Result<Self, StoreError> {
@@ -188,7 +201,7 @@ impl Store {
         let objects = load_objects(&db)?;
         let (tx, _) = broadcast::channel(opts.fanout_buffer_max.max(1));
         let inner = Inner {
-            db,
+            db: Some(db),
             rv,
             objects,
             window: VecDeque::new(),
@@ -302,7 +315,9 @@ impl Store {
         if dry_run {
             return Ok(Some(obj));
         }
-        persist(&mut inner.db, prefix, key, kind, &obj).map_err(MutateError::Store)?;
+        if let Some(db) = inner.db.as_mut() {
+            persist(db, prefix, key, kind, &obj).map_err(MutateError::Store)?;
+        }
         inner.rv = rv;
         let prefix: Arc<str> = Arc::from(prefix);
         let live = inner.objects.entry(prefix.clone()).or_default();
