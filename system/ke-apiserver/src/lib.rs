@@ -15,13 +15,14 @@
 //! - [`store`]: SQLite-backed object store with the in-memory watch window.
 //! - [`selector`]: label and field selectors.
 //! - [`patch`]: JSON patch, JSON merge patch and strategic merge patch.
+//! - [`protobuf`]: decoding of Kubernetes protobuf request bodies into JSON.
 pub mod api;
 pub mod auth;
 pub mod http;
 pub mod openapi;
 pub mod patch;
-pub mod protobuf;
 pub mod pki;
+pub mod protobuf;
 pub mod registry;
 pub mod schema;
 pub mod selector;
