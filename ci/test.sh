@@ -9,11 +9,12 @@ unset RUSTFLAGS
 echo "== fmt"; cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build"; cargo build --workspace --all-targets --locked
+echo "== benches build"; cargo bench --workspace --no-run --locked
+# Doc tests first, so the run closes with the summary of the real test suite.
+echo "== doc tests"; cargo test --workspace --doc --locked
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
-  cargo test --workspace --doc --locked
 else
   cargo test --workspace --locked --no-fail-fast
 fi
-echo "== benches build"; cargo bench --workspace --no-run --locked
