@@ -1,0 +1,126 @@
+//! TLS client configurations for the bootstrap: one that trusts any server (only for the
+//! single `/ca.crt` download, whose bytes are then checked against the join token's hash, as
+//! KubeEdge does) and verified ones (the downloaded CA, optionally this node's certificate).
+//! Certificate validity is judged by the [`Clock`] seam.
+
+use super::Error;
+use ke_core::Clock;
+use rustls::{
+    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
+    crypto::{
+        CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature,
+    },
+    pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime},
+    time_provider::TimeProvider,
+};
+use std::{sync::Arc, time::Duration};
+
+/// The crypto provider (ring, as the rest of the workspace).
+pub(crate) fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// `clock`'s time as rustls wants it (times before 1970 clamp to the epoch).
+pub(crate) fn unix_time(clock: &dyn Clock) -> UnixTime {
+    let secs = u64::try_from(clock.now_utc().unix_timestamp()).unwrap_or(0);
+    UnixTime::since_unix_epoch(Duration::from_secs(secs))
+}
+
+/// A rustls time source backed by a [`Clock`].
+struct ClockTime(Arc<dyn Clock>);
+
+impl std::fmt::Debug for ClockTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClockTime")
+    }
+}
+
+impl TimeProvider for ClockTime {
+    fn current_time(&self) -> Option<UnixTime> {
+        Some(unix_time(&*self.0))
+    }
+}
+
+/// Accepts any server certificate. Used for exactly one request: `GET /ca.crt`, whose answer
+/// is trusted only if its SHA-256 equals the join token's prefix. Handshake signatures are
+/// still checked, so the peer at least holds the key of the certificate it showed.
+#[derive(Debug)]
+struct TrustOnFirstDownload {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for TrustOnFirstDownload {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The configuration for the `/ca.crt` download: no server verification.
+pub(crate) fn unverified(clock: Arc<dyn Clock>) -> Result<Arc<ClientConfig>, Error> {
+    let provider = provider();
+    let verifier = Arc::new(TrustOnFirstDownload {
+        algorithms: provider.signature_verification_algorithms,
+    });
+    let mut cfg = ClientConfig::builder_with_details(provider, Arc::new(ClockTime(clock)))
+        .with_safe_default_protocol_versions()
+        .map_err(Error::Tls)?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// A configuration that verifies the server against `ca_der` and, with `client`, presents
+/// that certificate chain and key (mutual TLS).
+pub(crate) fn verified(
+    ca_der: &CertificateDer<'static>,
+    client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    clock: Arc<dyn Clock>,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, Error> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca_der.clone()).map_err(Error::Tls)?;
+    let builder = ClientConfig::builder_with_details(provider(), Arc::new(ClockTime(clock)))
+        .with_safe_default_protocol_versions()
+        .map_err(Error::Tls)?
+        .with_root_certificates(roots);
+    let mut cfg = match client {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(Error::Tls)?,
+        None => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(cfg))
+}
