@@ -1,1 +1,45 @@
-//! Edged (being written).
+//! Edged: runs the node's pods. kubelet's role, over a [`Runtime`] trait.
+//!
+//! - [`runtime`]: the CRI-shaped [`Runtime`] trait and what it is given ([`SandboxConfig`],
+//!   [`ContainerConfig`], [`Mount`]) and reports ([`RuntimeEvent`]).
+//! - [`process`]: [`ProcessRuntime`], which runs each container's command as a child process;
+//!   how containers find their mounted files is documented there.
+//! - [`manager`]: [`PodManager`], which reconciles the pods in the MetaStore with the runtime,
+//!   applies restart policies with back-off and reports [`PodReport`]s.
+//! - `spec` (private): serde mirrors of the pod spec fields edged reads.
+//! - `resolve` (private): env (`envFrom`, `valueFrom`, `$(VAR)`) and configmap/secret volumes
+//!   from the MetaStore, so they work offline.
+//! - `status` (private): kubelet's phase, conditions and containerStatuses (pure).
+//! - `pod` (private): per-pod and per-container state.
+//!
+//! Not yet: init containers, probes, resource limits, images (a CRI runtime comes in #7).
+
+pub mod manager;
+mod pod;
+#[cfg(unix)]
+pub mod process;
+mod resolve;
+pub mod runtime;
+mod spec;
+mod status;
+
+pub use manager::{Backoff, PodManager, PodManagerConfig, PodReport, PodStatusReport};
+#[cfg(unix)]
+pub use process::{ProcessConfig, ProcessRuntime};
+pub use runtime::{
+    ContainerConfig, ContainerId, Mount, Runtime, RuntimeError, RuntimeEvent, SandboxConfig,
+};
+
+/// Errors that end the pod manager.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The MetaStore could not be read at startup (retry after fixing the database).
+    #[error("reading pods from the meta store failed")]
+    Store(#[from] crate::metamanager::Error),
+    /// The runtime stopped delivering events (it shut down).
+    #[error("the container runtime stopped reporting events")]
+    RuntimeClosed,
+    /// The receiver of pod reports is gone.
+    #[error("the pod report channel is closed")]
+    ReportsClosed,
+}

@@ -1,0 +1,428 @@
+//! [`MetaStore`]: the edge's SQLite copy of everything the cloud sent.
+//!
+//! Tables:
+//! - `meta (key, type, value)`: KubeEdge's own table and columns (`edge/pkg/metamanager/dao`),
+//!   so a KubeEdge tool can read the database;
+//! - `meta_sync (key, uid, resource_version)`: the identity and version of each stored object,
+//!   which makes writes ordered (an older version never replaces a newer one) and feeds the
+//!   incremental resync ([`MetaStore::known_versions`]);
+//! - `meta_tombstone (uid, key, resource_version)`: UIDs whose delete arrived, so a stale
+//!   re-delivery of an insert or update cannot bring a deleted object back. Bounded by
+//!   [`TOMBSTONES_MAX`], oldest first out.
+//!
+//! *Durability.* The database runs in WAL mode with `synchronous=NORMAL` by default: a
+//! committed write survives a crash of the process (the WAL is in the OS page cache), but the
+//! last commits may be lost if the *machine* loses power. [`Durability::Full`] fsyncs every
+//! commit for that case. Every [`MetaStore::apply`] commits before it returns, so a caller that
+//! ACKs afterwards never ACKs what a process crash could lose.
+//!
+//! *Blocking.* SQLite calls are synchronous and short (one small transaction), made on the
+//! calling task like the API server's store; there is no `spawn_blocking` (house rule).
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use ke_proto::{ResourcePath, ResourceType};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use serde_json::Value;
+
+use super::{
+    Error, Result,
+    change::{Age, Change, Write, age},
+};
+
+/// Tombstones kept; past this the oldest are forgotten. A tombstone only matters while the
+/// cloud may still redeliver an old message for that UID (CloudHub resends for ~25 s, the
+/// resync after a reconnect resends only live objects), so a few thousand deletes of history
+/// is ample.
+pub const TOMBSTONES_MAX: u32 = 10_000;
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT NOT NULL PRIMARY KEY, type TEXT NOT NULL, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS meta_type ON meta (type);
+CREATE TABLE IF NOT EXISTS meta_sync (
+    key TEXT NOT NULL PRIMARY KEY, uid TEXT NOT NULL, resource_version TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta_tombstone (
+    uid TEXT NOT NULL PRIMARY KEY, key TEXT NOT NULL, resource_version TEXT NOT NULL);
+";
+
+/// How hard a commit is pushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: commits survive a process crash, not a power loss.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is fsynced; survives a power loss.
+    Full,
+}
+
+/// The result of [`MetaStore::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// A new object was stored.
+    Inserted,
+    /// A stored object was replaced by a newer version (or by a newer object of the same name
+    /// with another UID, whose old UID became a tombstone).
+    Updated,
+    /// The object was removed and its UID remembered as a tombstone.
+    Deleted,
+    /// The same version is already stored (a redelivery): nothing was written.
+    Unchanged,
+    /// The message is older than the stored object: ignored.
+    Stale {
+        /// The stored resourceVersion.
+        stored: String,
+        /// The message's resourceVersion.
+        incoming: String,
+    },
+    /// The UID was deleted earlier: the insert or update was ignored.
+    Tombstoned,
+    /// A delete for an object that is not stored under that UID: only the tombstone was
+    /// recorded (or it already existed).
+    Gone,
+}
+
+impl Applied {
+    /// True if the stored state changed (so edged should hear of it).
+    pub fn changed(&self) -> bool {
+        matches!(self, Self::Inserted | Self::Updated | Self::Deleted)
+    }
+}
+
+/// The edge's metadata database. Cheap to clone: clones share one connection, so the
+/// MetaManager task writes and edged reads through the same handle.
+#[derive(Clone)]
+pub struct MetaStore {
+    /// One connection; every use is a short synchronous call that never awaits while holding it.
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for MetaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaStore").finish_non_exhaustive()
+    }
+}
+
+/// What is stored at a key: `(uid, resourceVersion)`, empty strings when unknown.
+type Stored = (String, String);
+
+impl MetaStore {
+    /// Opens (creating if needed) the database at `path` with [`Durability::Normal`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, Durability::Normal)
+    }
+
+    /// Opens (creating if needed) the database at `path` with the given durability.
+    pub fn open_with(path: impl AsRef<Path>, durability: Durability) -> Result<Self> {
+        let path = path.as_ref();
+        let conn = Connection::open(path).map_err(|source| Error::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::init(conn, durability)
+    }
+
+    /// A database in memory (tests and simulated nodes that need no file).
+    pub fn open_in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(sql("open in memory"))?;
+        Self::init(conn, Durability::Normal)
+    }
+
+    fn init(conn: Connection, durability: Durability) -> Result<Self> {
+        conn.execute_batch(SCHEMA).map_err(sql("create schema"))?;
+        let sync = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(sql("set synchronous"))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql("set busy timeout"))?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Applies a downstream `insert`/`update`/`delete` and commits before returning.
+    ///
+    /// Idempotent: a redelivery (same version) and an older version write nothing; an insert
+    /// or update of a deleted UID is refused. A delete naming another UID than the stored one
+    /// leaves the stored object alone (KubeEdge's pod rule, applied to every type).
+    pub fn apply(&self, msg: &ke_proto::Message) -> Result<Applied> {
+        let change = Change::from_message(msg)?;
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        let applied = match &change.write {
+            Write::Upsert(obj) => upsert(&tx, &change, obj)?,
+            Write::Delete => delete(&tx, &change)?,
+        };
+        tx.commit().map_err(sql("commit"))?;
+        Ok(applied)
+    }
+
+    /// The object at `<namespace>/<kind>/<name>` (`namespace` `"null"` for cluster-scoped).
+    pub fn get(&self, namespace: &str, kind: &ResourceType, name: &str) -> Result<Option<Value>> {
+        let key = ResourcePath::object(Some(namespace), kind.clone(), Some(name)).to_string();
+        self.get_key(&key)
+    }
+
+    /// The object stored under an edge-relative key such as `default/pod/web`.
+    pub fn get_key(&self, key: &str) -> Result<Option<Value>> {
+        let raw = self.get_raw(key)?;
+        raw.map(|text| parse_value(key, &text)).transpose()
+    }
+
+    /// The stored JSON text under `key`.
+    pub(crate) fn get_raw(&self, key: &str) -> Result<Option<String>> {
+        self.lock()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(sql("get"))
+    }
+
+    /// Every object of `kind`, in one namespace or (`None`) all of them, ordered by key.
+    pub fn list(&self, namespace: Option<&str>, kind: &ResourceType) -> Result<Vec<Value>> {
+        self.list_raw(namespace, kind)?
+            .into_iter()
+            .map(|(key, text)| parse_value(&key, &text))
+            .collect()
+    }
+
+    /// `(key, JSON text)` of every object of `kind`, optionally in one namespace.
+    pub(crate) fn list_raw(
+        &self,
+        namespace: Option<&str>,
+        kind: &ResourceType,
+    ) -> Result<Vec<(String, String)>> {
+        let prefix = namespace.map(|ns| {
+            let ns_path = ResourcePath::object(Some(ns), kind.clone(), None);
+            format!("{ns_path}/")
+        });
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT key, value FROM meta WHERE type = ?1
+                 AND (?2 IS NULL OR substr(key, 1, length(?2)) = ?2) ORDER BY key",
+            )
+            .map_err(sql("list"))?;
+        let rows = stmt
+            .query_map(params![kind.as_str(), prefix], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(sql("list"))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql("list"))
+    }
+
+    /// The pods bound to `node` (`spec.nodeName`), ordered by key: what edged runs, online or
+    /// offline.
+    pub fn pods_for_node(&self, node: &str) -> Result<Vec<Value>> {
+        let pods = self.list(None, &ResourceType::Pod)?;
+        Ok(pods
+            .into_iter()
+            .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node))
+            .collect())
+    }
+
+    /// What the edge holds, for the incremental resync: object UID (or key when the object has
+    /// no UID) → resourceVersion (empty when unknown).
+    pub fn known_versions(&self) -> Result<BTreeMap<String, String>> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached("SELECT key, uid, resource_version FROM meta_sync")
+            .map_err(sql("known versions"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let (key, uid, rv): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                Ok((if uid.is_empty() { key } else { uid }, rv))
+            })
+            .map_err(sql("known versions"))?;
+        rows.collect::<rusqlite::Result<BTreeMap<_, _>>>()
+            .map_err(sql("known versions"))
+    }
+
+    /// True if a delete of `uid` has been recorded (and not yet aged out).
+    pub fn is_tombstoned(&self, uid: &str) -> Result<bool> {
+        tombstoned(&self.lock(), uid)
+    }
+}
+
+/// Maps a rusqlite error to [`Error::Sqlite`] naming the operation.
+fn sql(op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
+    move |source| Error::Sqlite { op, source }
+}
+
+fn parse_value(key: &str, text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|source| Error::Corrupt {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn tombstoned(conn: &Connection, uid: &str) -> Result<bool> {
+    conn.query_row("SELECT 1 FROM meta_tombstone WHERE uid = ?1", [uid], |_| {
+        Ok(())
+    })
+    .optional()
+    .map(|r| r.is_some())
+    .map_err(sql("read tombstone"))
+}
+
+/// `(uid, rv)` stored at `key`, or `None` if the key holds nothing. A `meta` row without a
+/// `meta_sync` row (written by another tool) has unknown identity and version.
+fn stored(tx: &Transaction<'_>, key: &str) -> Result<Option<Stored>> {
+    tx.query_row(
+        "SELECT coalesce(s.uid, ''), coalesce(s.resource_version, '')
+         FROM meta m LEFT JOIN meta_sync s ON s.key = m.key WHERE m.key = ?1",
+        [key],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .optional()
+    .map_err(sql("read stored"))
+}
+
+fn upsert(tx: &Transaction<'_>, change: &Change, obj: &Value) -> Result<Applied> {
+    if let Some(uid) = &change.uid
+        && tombstoned(tx, uid)?
+    {
+        return Ok(Applied::Tombstoned);
+    }
+    let Some((s_uid, s_rv)) = stored(tx, &change.key)? else {
+        write_row(tx, change, obj)?;
+        return Ok(Applied::Inserted);
+    };
+    let incoming = change.rv.as_deref();
+    let same_uid = s_uid.is_empty() || change.uid.as_ref().is_none_or(|u| *u == s_uid);
+    match age(incoming, non_empty(&s_rv)) {
+        Age::Newer => {
+            if !same_uid {
+                // A newer object of the same name: the old UID is gone for good.
+                add_tombstone(tx, &s_uid, &change.key, &s_rv)?;
+            }
+            write_row(tx, change, obj)?;
+            Ok(Applied::Updated)
+        }
+        Age::Same if same_uid => Ok(Applied::Unchanged),
+        Age::Same | Age::Older => Ok(Applied::Stale {
+            stored: s_rv,
+            incoming: incoming.unwrap_or_default().to_owned(),
+        }),
+    }
+}
+
+fn delete(tx: &Transaction<'_>, change: &Change) -> Result<Applied> {
+    let rv = change.rv.clone().unwrap_or_default();
+    let stored = stored(tx, &change.key)?;
+    let matches = match (&stored, &change.uid) {
+        (Some((s_uid, _)), Some(uid)) => s_uid.is_empty() || s_uid == uid,
+        (Some(_), None) => true,
+        (None, _) => false,
+    };
+    if let (Some((s_uid, s_rv)), true) = (&stored, matches) {
+        tx.execute("DELETE FROM meta WHERE key = ?1", [&change.key])
+            .map_err(sql("delete"))?;
+        tx.execute("DELETE FROM meta_sync WHERE key = ?1", [&change.key])
+            .map_err(sql("delete"))?;
+        let uid = change.uid.as_deref().unwrap_or(s_uid);
+        let rv = if rv.is_empty() { s_rv.as_str() } else { &rv };
+        add_tombstone(tx, uid, &change.key, rv)?;
+        return Ok(Applied::Deleted);
+    }
+    match &change.uid {
+        Some(uid) if !tombstoned(tx, uid)? => {
+            add_tombstone(tx, uid, &change.key, &rv)?;
+            Ok(Applied::Gone)
+        }
+        Some(_) => Ok(Applied::Unchanged),
+        None => Ok(Applied::Gone),
+    }
+}
+
+fn non_empty(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+fn write_row(tx: &Transaction<'_>, change: &Change, obj: &Value) -> Result<()> {
+    let text = obj.to_string();
+    tx.execute(
+        "INSERT INTO meta (key, type, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET type = excluded.type, value = excluded.value",
+        params![change.key, change.kind, text],
+    )
+    .map_err(sql("write object"))?;
+    tx.execute(
+        "INSERT INTO meta_sync (key, uid, resource_version) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key) DO UPDATE SET uid = excluded.uid,
+             resource_version = excluded.resource_version",
+        params![
+            change.key,
+            change.uid.as_deref().unwrap_or_default(),
+            change.rv.as_deref().unwrap_or_default()
+        ],
+    )
+    .map_err(sql("write version"))?;
+    Ok(())
+}
+
+/// Records `uid` as deleted and ages out the oldest tombstones past [`TOMBSTONES_MAX`].
+fn add_tombstone(tx: &Transaction<'_>, uid: &str, key: &str, rv: &str) -> Result<()> {
+    if uid.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT OR REPLACE INTO meta_tombstone (uid, key, resource_version) VALUES (?1, ?2, ?3)",
+        params![uid, key, rv],
+    )
+    .map_err(sql("write tombstone"))?;
+    tx.execute(
+        "DELETE FROM meta_tombstone WHERE rowid <=
+         (SELECT rowid FROM meta_tombstone ORDER BY rowid DESC LIMIT 1 OFFSET ?1)",
+        [TOMBSTONES_MAX],
+    )
+    .map_err(sql("age out tombstones"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: tombstones are bounded and age out oldest first. Method: record
+    /// `TOMBSTONES_MAX + 5` tombstones in one transaction; the count stays at the bound, the
+    /// first five are gone and the last one is kept.
+    #[test]
+    fn tombstones_are_bounded() {
+        let store = MetaStore::open_in_memory().unwrap();
+        {
+            let mut conn = store.lock();
+            let tx = conn.transaction().unwrap();
+            for i in 0..TOMBSTONES_MAX + 5 {
+                add_tombstone(&tx, &format!("u{i}"), "default/pod/p", "1").unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let count: u32 = store
+            .lock()
+            .query_row("SELECT count(*) FROM meta_tombstone", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(count, TOMBSTONES_MAX);
+        assert!(!store.is_tombstoned("u4").unwrap());
+        assert!(store.is_tombstoned("u5").unwrap());
+        assert!(
+            store
+                .is_tombstoned(&format!("u{}", TOMBSTONES_MAX + 4))
+                .unwrap()
+        );
+    }
+}
