@@ -1,1 +1,0 @@
-//! Certificate bootstrap (being written).
