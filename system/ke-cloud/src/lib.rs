@@ -4,5 +4,7 @@
 //!   server (`/ca.crt`, `/edge.crt`, port 10002).
 //! - [`cloudhub`]: the websocket hub (port 10000): mTLS sessions, keepalive, per-node queues,
 //!   ACK and resend.
+//! - [`config`]: `cloudcore.yaml` (KubeEdge's `CloudCore` v1alpha1 keys), defaults and validation.
 pub mod certs;
 pub mod cloudhub;
+pub mod config;
