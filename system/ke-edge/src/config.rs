@@ -22,43 +22,8 @@ pub const API_VERSION: &str = "edgecore.config.kubeedge.io/v1alpha2";
 /// The `kind` of `edgecore.yaml`.
 pub const KIND: &str = "EdgeCore";
 
-/// A configuration that could not be loaded or is not valid.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The YAML did not parse into the configuration: syntax error, unknown key, wrong type.
-    /// `message` names the key path, the offending key or value, and the line and column.
-    #[error("invalid edgecore config: {message}")]
-    Parse {
-        /// serde_yaml's description, including the key path and location.
-        message: String,
-        /// 1-based line of the error, when known.
-        line: Option<usize>,
-        /// 1-based column of the error, when known.
-        column: Option<usize>,
-    },
-    /// A value parsed but is out of range or inconsistent.
-    #[error("invalid value for {field}: {reason}")]
-    Invalid {
-        /// The YAML path of the key, e.g. `modules.edgeHub.heartbeat`.
-        field: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
-
-fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        reason: reason.into(),
-    }
-}
-
-fn positive(field: &'static str, value: u64) -> Result<(), ConfigError> {
-    if value == 0 {
-        return Err(invalid(field, "must be greater than 0"));
-    }
-    Ok(())
-}
+pub use ke_core::config::ConfigError;
+use ke_core::config::{invalid, positive};
 
 fn non_empty(field: &'static str, value: &str) -> Result<(), ConfigError> {
     if value.trim().is_empty() {
@@ -132,20 +97,7 @@ impl EdgeCoreConfig {
     /// Parses `edgecore.yaml` text. Omitted keys take their defaults; an empty document is the
     /// default configuration. Does not [`validate`](Self::validate).
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {
-        if text.lines().all(|l| {
-            let l = l.trim();
-            l.is_empty() || l.starts_with('#') || l == "---"
-        }) {
-            return Ok(Self::default());
-        }
-        serde_yaml::from_str(text).map_err(|e| {
-            let location = e.location();
-            ConfigError::Parse {
-                message: e.to_string(),
-                line: location.as_ref().map(serde_yaml::Location::line),
-                column: location.as_ref().map(serde_yaml::Location::column),
-            }
-        })
+        ke_core::config::from_yaml("edgecore", text)
     }
 
     /// The full configuration as YAML (what `edgecore --defaultconfig` prints).
