@@ -17,12 +17,14 @@
 //! - [`ack`]: CloudHub's downstream ACK vs no-ACK rules ([`Message::needs_ack`],
 //!   [`Message::delivery`]).
 //! - [`codec`]: [`decode`] / [`encode`] of one frame, bounded by [`Limits`].
+//! - [`inventory`]: the edge's inventory message (UID → resourceVersion) for incremental resync.
 //! - [`ids`]: the [`NodeId`] newtype and the [`MsgIdSource`] seam (callers supply message ids).
 
 pub mod ack;
 pub mod codec;
 pub mod content;
 pub mod ids;
+pub mod inventory;
 pub mod message;
 pub mod names;
 pub mod resource;

@@ -1,0 +1,134 @@
+//! The edge's inventory: edgefleet's incremental-resync message (not in KubeEdge).
+//!
+//! After every connect the edge sends what its MetaStore holds: object UID → resourceVersion.
+//! The cloud compares it with the objects the node should hold and sends only the difference:
+//! objects missing or older at the edge, and deletes for UIDs the edge holds that the cloud no
+//! longer has for it. The state lives where it is already persisted (the edge commits before
+//! it ACKs), so the resync costs no API-server writes; KubeEdge's ObjectSync CRs cost one
+//! write per object per node (see ARCHITECTURE.md, "Incremental resync").
+//!
+//! Wire form: source `metamanager`, group `resource`, operation `insert`, resource
+//! `null/inventory/<node>`, content `{"versions": {"<uid>": "<rv>", ...}}`. A stock KubeEdge
+//! cloudcore routes it to its EdgeController, which ignores the unknown resource type; a stock
+//! edgecore never sends it, and our cloudcore then falls back to sending everything.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Content, ContentError, Group, Message, MsgIdSource, NULL_NAMESPACE, NodeId, Operation,
+    ResourcePath, ResourceType, Route, Source,
+};
+
+/// The resource type of the inventory message.
+pub const RESOURCE_TYPE: &str = "inventory";
+
+/// What an edge holds: object UID → resourceVersion (empty when unknown).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inventory {
+    /// UID → resourceVersion, ordered.
+    pub versions: BTreeMap<String, String>,
+}
+
+/// Why a message is not a valid inventory.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    /// The resource is not `null/inventory/<node>`.
+    #[error("resource {resource:?} is not null/inventory/<node>")]
+    Resource {
+        /// The resource string received.
+        resource: String,
+    },
+    /// The content is not `{"versions": {...}}`.
+    #[error("inventory content is malformed")]
+    Content(#[source] ContentError),
+}
+
+impl Inventory {
+    /// The message `node` sends after it connects.
+    pub fn to_message(&self, node: &NodeId, ids: &mut dyn MsgIdSource, now_ms: i64) -> Message {
+        let resource = format!("{NULL_NAMESPACE}/{RESOURCE_TYPE}/{}", node.as_str());
+        let route = Route::new(
+            Source::MetaManager,
+            Group::Resource,
+            Operation::Insert,
+            resource,
+        );
+        let content = Content::from_serialize(self).unwrap_or_else(|_| Content::null());
+        Message::new(ids.next_msg_id(), now_ms, route, content)
+    }
+
+    /// True if `msg` (edge-relative resource) is an inventory message.
+    pub fn is_inventory(msg: &Message) -> bool {
+        msg.resource_type()
+            .is_some_and(|k| k.as_str() == RESOURCE_TYPE)
+    }
+
+    /// Reads an inventory message; returns the node it names and the inventory.
+    pub fn from_message(msg: &Message) -> Result<(String, Self), InventoryError> {
+        let bad = || InventoryError::Resource {
+            resource: msg.route.resource.clone(),
+        };
+        let ResourcePath::Object {
+            kind,
+            name: Some(name),
+            ..
+        } = msg.resource_path()
+        else {
+            return Err(bad());
+        };
+        if kind != ResourceType::from(RESOURCE_TYPE) {
+            return Err(bad());
+        }
+        let inv = msg.content.to_typed().map_err(InventoryError::Content)?;
+        Ok((name, inv))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SequentialIds;
+
+    #[test]
+    fn round_trip_through_a_frame() {
+        let node = NodeId::new("edge-1").unwrap();
+        let mut inv = Inventory::default();
+        inv.versions.insert("uid-a".into(), "12".into());
+        inv.versions.insert("uid-b".into(), String::new());
+        let mut ids = SequentialIds::new("t");
+        let msg = inv.to_message(&node, &mut ids, 5);
+        assert_eq!(msg.route.resource, "null/inventory/edge-1");
+        let decoded = crate::decode(&crate::encode(&msg)).unwrap();
+        assert!(Inventory::is_inventory(&decoded));
+        let (name, back) = Inventory::from_message(&decoded).unwrap();
+        assert_eq!(name, "edge-1");
+        assert_eq!(back, inv);
+    }
+
+    #[test]
+    fn rejects_other_resources_and_bad_content() {
+        let mut ids = SequentialIds::new("t");
+        let route = Route::new(
+            Source::MetaManager,
+            Group::Resource,
+            Operation::Insert,
+            "null/node/e",
+        );
+        let msg = Message::new(ids.next_msg_id(), 0, route, Content::null());
+        assert!(!Inventory::is_inventory(&msg));
+        assert!(matches!(
+            Inventory::from_message(&msg),
+            Err(InventoryError::Resource { .. })
+        ));
+        let msg = msg
+            .with_resource("null/inventory/e")
+            .with_content(Content::text("x"));
+        assert!(matches!(
+            Inventory::from_message(&msg),
+            Err(InventoryError::Content(_))
+        ));
+    }
+}
