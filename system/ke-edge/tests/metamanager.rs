@@ -189,6 +189,15 @@ fn survives_reopen() {
     };
     let store = MetaStore::open(&path).unwrap();
     assert_eq!(store.known_versions().unwrap(), before);
+    let inv = store.inventory().unwrap();
+    let keys: Vec<&str> = inv.objects.keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        ["default/pod/a"],
+        "the deleted pod is not in the inventory"
+    );
+    assert_eq!(inv.objects["default/pod/a"].uid, "ua");
+    assert_eq!(inv.objects["default/pod/a"].rv, "1");
     assert!(
         store
             .get("default", &ResourceType::Pod, "a")

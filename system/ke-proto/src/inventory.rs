@@ -1,6 +1,7 @@
 //! The edge's inventory: edgefleet's incremental-resync message (not in KubeEdge).
 //!
-//! After every connect the edge sends what its MetaStore holds: object UID → resourceVersion.
+//! After every connect the edge sends what its MetaStore holds: per stored object its key (the
+//! edge-relative resource path, `default/pod/web`), UID and resourceVersion.
 //! The cloud compares it with the objects the node should hold and sends only the difference:
 //! objects missing or older at the edge, and deletes for UIDs the edge holds that the cloud no
 //! longer has for it. The state lives where it is already persisted (the edge commits before
@@ -8,7 +9,7 @@
 //! write per object per node (see ARCHITECTURE.md, "Incremental resync").
 //!
 //! Wire form: source `metamanager`, group `resource`, operation `insert`, resource
-//! `null/inventory/<node>`, content `{"versions": {"<uid>": "<rv>", ...}}`. A stock KubeEdge
+//! `null/inventory/<node>`, content `{"objects": {"<key>": {"uid": "<uid>", "rv": "<rv>"}, ...}}`. A stock KubeEdge
 //! cloudcore routes it to its EdgeController, which ignores the unknown resource type; a stock
 //! edgecore never sends it, and our cloudcore then falls back to sending everything.
 
@@ -24,12 +25,24 @@ use crate::{
 /// The resource type of the inventory message.
 pub const RESOURCE_TYPE: &str = "inventory";
 
-/// What an edge holds: object UID → resourceVersion (empty when unknown).
+/// What an edge holds, by key (the edge-relative resource path), ordered.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Inventory {
-    /// UID → resourceVersion, ordered.
-    pub versions: BTreeMap<String, String>,
+    /// Key → identity and version.
+    pub objects: BTreeMap<String, Held>,
+}
+
+/// One object an edge holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Held {
+    /// `metadata.uid` (empty when unknown).
+    #[serde(default)]
+    pub uid: String,
+    /// `metadata.resourceVersion` (empty when unknown).
+    #[serde(default)]
+    pub rv: String,
 }
 
 /// Why a message is not a valid inventory.
@@ -41,7 +54,7 @@ pub enum InventoryError {
         /// The resource string received.
         resource: String,
     },
-    /// The content is not `{"versions": {...}}`.
+    /// The content is not `{"objects": {...}}`.
     #[error("inventory content is malformed")]
     Content(#[source] ContentError),
 }
@@ -96,8 +109,14 @@ mod tests {
     fn round_trip_through_a_frame() {
         let node = NodeId::new("edge-1").unwrap();
         let mut inv = Inventory::default();
-        inv.versions.insert("uid-a".into(), "12".into());
-        inv.versions.insert("uid-b".into(), String::new());
+        let held = |uid: &str, rv: &str| Held {
+            uid: uid.into(),
+            rv: rv.into(),
+        };
+        inv.objects
+            .insert("default/pod/a".into(), held("uid-a", "12"));
+        inv.objects
+            .insert("default/configmap/b".into(), held("uid-b", ""));
         let mut ids = SequentialIds::new("t");
         let msg = inv.to_message(&node, &mut ids, 5);
         assert_eq!(msg.route.resource, "null/inventory/edge-1");

@@ -252,6 +252,31 @@ impl MetaStore {
             .map_err(sql("known versions"))
     }
 
+    /// What the edge holds, as the inventory it sends after each connect: every stored key
+    /// with its UID and resourceVersion (empty strings when unknown).
+    pub fn inventory(&self) -> Result<ke_proto::inventory::Inventory> {
+        let conn = self.lock();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT m.key, coalesce(s.uid, ''), coalesce(s.resource_version, '')
+                 FROM meta m LEFT JOIN meta_sync s ON s.key = m.key ORDER BY m.key",
+            )
+            .map_err(sql("inventory"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let held = ke_proto::inventory::Held {
+                    uid: r.get(1)?,
+                    rv: r.get(2)?,
+                };
+                Ok((r.get::<_, String>(0)?, held))
+            })
+            .map_err(sql("inventory"))?;
+        let objects = rows
+            .collect::<rusqlite::Result<BTreeMap<_, _>>>()
+            .map_err(sql("inventory"))?;
+        Ok(ke_proto::inventory::Inventory { objects })
+    }
+
     /// True if a delete of `uid` has been recorded (and not yet aged out).
     pub fn is_tombstoned(&self, uid: &str) -> Result<bool> {
         tombstoned(&self.lock(), uid)
