@@ -4,6 +4,22 @@
 //!
 //! - [`Transport`]: bind a [`Listener`], connect a stream.
 //! - [`TokioTransport`]: real TCP sockets.
+//! - `TurmoilTransport` (feature `turmoil`): turmoil's simulated network (module `sim`).
+//! - `kube_client` (feature `kube`): a `kube::Client` whose connections use a transport.
+//! - [`metrics`]: a tiny HTTP/1.1 server for a Prometheus endpoint ([`serve_metrics`]).
+
+pub mod metrics;
+
+#[cfg(feature = "kube")]
+pub mod kube_client;
+#[cfg(feature = "turmoil")]
+pub mod sim;
+
+#[cfg(feature = "kube")]
+pub use kube_client::{KubeClientError, kube_client};
+pub use metrics::serve_metrics;
+#[cfg(feature = "turmoil")]
+pub use sim::{TurmoilListener, TurmoilTransport};
 
 use std::{future::Future, io, net::SocketAddr};
 use tokio::io::{AsyncRead, AsyncWrite};

@@ -4,6 +4,8 @@
 //!   [`ContainerConfig`], [`Mount`]) and reports ([`RuntimeEvent`]).
 //! - [`process`]: [`ProcessRuntime`], which runs each container's command as a child process;
 //!   how containers find their mounted files is documented there.
+//! - [`sim`]: [`SimRuntime`], in-memory containers for the fleet simulator (no processes, no
+//!   files; behaviour from `EDGEFLEET_SIM_*` env, tokio time only).
 //! - [`manager`]: [`PodManager`], which reconciles the pods in the MetaStore with the runtime,
 //!   applies restart policies with back-off and reports [`PodReport`]s.
 //! - `spec` (private): serde mirrors of the pod spec fields edged reads.
@@ -20,6 +22,7 @@ mod pod;
 pub mod process;
 mod resolve;
 pub mod runtime;
+pub mod sim;
 mod spec;
 mod status;
 
@@ -29,6 +32,7 @@ pub use process::{ProcessConfig, ProcessRuntime};
 pub use runtime::{
     ContainerConfig, ContainerId, Mount, Runtime, RuntimeError, RuntimeEvent, SandboxConfig,
 };
+pub use sim::{SimConfig, SimRuntime};
 
 /// Errors that end the pod manager.
 #[derive(Debug, thiserror::Error)]
