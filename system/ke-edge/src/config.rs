@@ -9,6 +9,8 @@
 //! - `modules.edged.runtime` (extension): the pod runtime, `process` (default) or `sim`.
 //! - `modules.edged.tailoredKubeletFlag.hostnameOverride` (the node name) defaults to empty
 //!   (KubeEdge: the host name) and must be set: `keadm join --edgenode-name` writes it.
+//! - `monitorServer` (extension, top level): the Prometheus endpoint, the same shape as
+//!   cloudcore's `commonConfig.monitorServer` plus `enable`.
 //! - `modules.edgeHub.websocket.server` and `httpServer` default to `127.0.0.1:10000` and
 //!   `https://127.0.0.1:10002` (KubeEdge: the host's IP); `keadm join` writes them.
 
@@ -78,6 +80,8 @@ pub struct EdgeCoreConfig {
     pub database: Database,
     /// Per-module settings.
     pub modules: EdgeModules,
+    /// `monitorServer` (edgefleet extension): the metrics endpoint.
+    pub monitor_server: MonitorServer,
 }
 
 impl Default for EdgeCoreConfig {
@@ -89,6 +93,7 @@ impl Default for EdgeCoreConfig {
             kind: KIND.to_owned(),
             database: Database::default(),
             modules: EdgeModules::default(),
+            monitor_server: MonitorServer::default(),
         }
     }
 }
@@ -129,7 +134,45 @@ impl EdgeCoreConfig {
         self.database.validate()?;
         self.modules.edge_hub.validate()?;
         self.modules.edged.validate()?;
-        self.modules.event_bus.validate()
+        self.modules.event_bus.validate()?;
+        self.monitor_server.validate()
+    }
+}
+
+/// `monitorServer` (edgefleet extension): the Prometheus `/metrics` endpoint of edgecore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub struct MonitorServer {
+    /// `enable`: whether the endpoint is served.
+    pub enable: bool,
+    /// `bindAddress`: `IP:PORT` of the endpoint.
+    pub bind_address: String,
+}
+
+impl Default for MonitorServer {
+    /// `enable: true`, `bindAddress: 127.0.0.1:10350`.
+    fn default() -> Self {
+        Self {
+            enable: true,
+            bind_address: "127.0.0.1:10350".to_owned(),
+        }
+    }
+}
+
+impl MonitorServer {
+    /// `bindAddress` parsed, or `None` if it is not `IP:PORT`.
+    pub fn bind_addr(&self) -> Option<std::net::SocketAddr> {
+        self.bind_address.parse().ok()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.enable && self.bind_addr().is_none() {
+            return Err(invalid(
+                "monitorServer.bindAddress",
+                format!("`{}` is not IP:PORT", self.bind_address),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -5,8 +5,14 @@
 //! - [`metamanager`]: the SQLite store of everything received, persisted before the ACK.
 //! - [`edged`]: pod runtimes (the `process` runtime).
 //! - [`config`]: `edgecore.yaml` (KubeEdge's `EdgeCore` v1alpha2 keys), defaults and validation.
+//! - [`node`]: the node agent: inventory and registration on connect, node status, lease,
+//!   pod status and final pod deletes upstream.
+//! - [`daemon`]: [`daemon::EdgeCore`], which assembles all of the above from an
+//!   `edgecore.yaml` and runs it until shutdown.
 pub mod certificate;
 pub mod config;
+pub mod daemon;
 pub mod edged;
 pub mod edgehub;
 pub mod metamanager;
+pub mod node;

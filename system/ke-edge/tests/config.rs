@@ -239,3 +239,33 @@ fn go_durations_parse() {
         assert_eq!(parse_go_duration(bad), None, "{bad:?}");
     }
 }
+
+/// Goal: the `monitorServer` extension has documented defaults, parses, rejects unknown keys
+/// and validates its address. Method: defaults, a file setting it, a typo, a bad address.
+#[test]
+fn monitor_server_extension() {
+    let config = EdgeCoreConfig::default();
+    assert!(config.monitor_server.enable);
+    assert_eq!(config.monitor_server.bind_address, "127.0.0.1:10350");
+    assert!(config.to_yaml().contains("monitorServer:"));
+
+    let text = "monitorServer:\n  enable: false\n  bindAddress: 0.0.0.0:9100\n";
+    let parsed = EdgeCoreConfig::from_yaml(text).unwrap();
+    assert!(!parsed.monitor_server.enable);
+    assert_eq!(
+        parsed.monitor_server.bind_addr(),
+        Some("0.0.0.0:9100".parse().unwrap())
+    );
+
+    let (message, _) = parse_error("monitorServer:\n  bindAdress: 1.2.3.4:1\n");
+    assert!(message.contains("bindAdress"), "{message}");
+
+    let mut bad = named("edge-1");
+    bad.monitor_server.bind_address = "localhost".to_owned();
+    match bad.validate() {
+        Err(ConfigError::Invalid { field, .. }) => assert_eq!(field, "monitorServer.bindAddress"),
+        other => panic!("expected an invalid bindAddress, got {other:?}"),
+    }
+    bad.monitor_server.enable = false;
+    bad.validate().unwrap();
+}
