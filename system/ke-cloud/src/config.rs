@@ -168,6 +168,29 @@ pub struct KubeApiConfig {
     pub qps: f32,
     /// `burst`: client-side request burst.
     pub burst: u32,
+    /// `embedded` (edgefleet extension): the in-process API server used when `kubeConfig` is
+    /// empty.
+    pub embedded: EmbeddedApiServer,
+}
+
+/// `kubeAPIConfig.embedded` (edgefleet extension).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub struct EmbeddedApiServer {
+    /// `dataDir`: database, serving certificate, admin token and `kubeconfig` for kubectl.
+    pub data_dir: String,
+    /// `bindAddress`: IP:PORT the API server listens on (HTTPS).
+    pub bind_address: String,
+}
+
+impl Default for EmbeddedApiServer {
+    /// `dataDir: /var/lib/edgefleet/apiserver`, `bindAddress: 127.0.0.1:6443`.
+    fn default() -> Self {
+        Self {
+            data_dir: "/var/lib/edgefleet/apiserver".to_owned(),
+            bind_address: "127.0.0.1:6443".to_owned(),
+        }
+    }
 }
 
 impl Default for KubeApiConfig {
@@ -180,6 +203,7 @@ impl Default for KubeApiConfig {
             content_type: "application/vnd.kubernetes.protobuf".to_owned(),
             qps: 2500.0,
             burst: 5000,
+            embedded: EmbeddedApiServer::default(),
         }
     }
 }
@@ -193,6 +217,21 @@ impl KubeApiConfig {
             ));
         }
         positive("kubeAPIConfig.burst", u64::from(self.burst))?;
+        if self.kube_config.is_empty() {
+            let bind = &self.embedded.bind_address;
+            bind.parse::<SocketAddr>().map_err(|_| {
+                invalid(
+                    "kubeAPIConfig.embedded.bindAddress",
+                    format!("`{bind}` is not IP:PORT"),
+                )
+            })?;
+            if self.embedded.data_dir.is_empty() {
+                return Err(invalid(
+                    "kubeAPIConfig.embedded.dataDir",
+                    "must be set when kubeConfig is empty",
+                ));
+            }
+        }
         match self.content_type.as_str() {
             "application/json" | "application/vnd.kubernetes.protobuf" => Ok(()),
             other => Err(invalid(

@@ -8,3 +8,5 @@
 pub mod certs;
 pub mod cloudhub;
 pub mod config;
+pub mod daemon;
+pub mod edgecontroller;

@@ -616,14 +616,51 @@ async fn second_connection_replaces_the_first() {
     assert_eq!((m.connected_nodes, m.sessions_replaced), (1, 1));
 }
 
-/// Goal: a malformed upstream frame is logged and counted and does not end the session; the
-/// next good message is delivered upstream. Method: a raw client sends `not json{`, an
-/// object missing `msg_id`, then a pod status update.
+/// Goal: with the default configuration a malformed upstream frame closes only that
+/// connection, with the reason: another node's session is untouched. Method: edge-1 and
+/// edge-2 connect raw; edge-1 sends `not json{`.
 #[tokio::test]
-async fn malformed_frame_is_counted_and_the_session_survives() {
+async fn malformed_frame_closes_only_that_connection() {
     init_tracing();
     let pki = Pki::new();
     let mut hub = RunningHub::start(&pki, patient_hub_cfg(), localhost0()).await;
+    let mut ws1 = raw_connect(&pki, hub.addr, "edge-1", "edge-1")
+        .await
+        .unwrap();
+    hub.event().await;
+    let _ws2 = raw_connect(&pki, hub.addr, "edge-2", "edge-2")
+        .await
+        .unwrap();
+    hub.event().await;
+    ws1.send(WsMessage::text("not json{")).await.unwrap();
+    match hub.event().await {
+        HubEvent::Disconnected {
+            node: n, reason, ..
+        } => {
+            assert_eq!(n, node("edge-1"));
+            assert_eq!(reason, CloseReason::TooManyMalformed);
+            assert_eq!(reason.to_string(), "malformed frame");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let m = hub.handle.metrics();
+    assert_eq!(m.malformed_frames, 1);
+    assert!(hub.handle.is_connected(&node("edge-2")));
+    assert!(!hub.handle.is_connected(&node("edge-1")));
+}
+
+/// Goal: with `malformed_frames_max` raised, malformed frames are logged and counted and do
+/// not end the session; the next good message is delivered upstream. Method: a tolerance of
+/// 2; a raw client sends `not json{`, an object missing `msg_id`, then a pod status update.
+#[tokio::test]
+async fn tolerated_malformed_frames_are_counted_and_the_session_survives() {
+    init_tracing();
+    let pki = Pki::new();
+    let cfg = HubConfig {
+        malformed_frames_max: 2,
+        ..patient_hub_cfg()
+    };
+    let mut hub = RunningHub::start(&pki, cfg, localhost0()).await;
     let mut ws = raw_connect(&pki, hub.addr, "edge-1", "edge-1")
         .await
         .unwrap();

@@ -42,6 +42,18 @@ impl Entropy {
         }
     }
 
+    /// An independent stream for a sub-component, drawn from this one: seeded entropy forks
+    /// deterministically, OS entropy stays unpredictable.
+    pub fn fork(&self, name: &str) -> Self {
+        let mut h = Sha256::new();
+        h.update(self.next_u64().to_le_bytes());
+        h.update(name.as_bytes());
+        let digest: [u8; 32] = h.finalize().into();
+        Self {
+            rng: Arc::new(Mutex::new(ChaCha8Rng::from_seed(digest))),
+        }
+    }
+
     /// Fills `buf` with random bytes.
     pub fn fill(&self, buf: &mut [u8]) {
         let mut rng = self

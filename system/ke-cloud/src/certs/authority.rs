@@ -130,6 +130,13 @@ impl IssuedCert {
         self.key.rustls_key()
     }
 
+    /// Writes the certificate to `crt` and the key (0600) to `key` (cloudcore.yaml's
+    /// `tlsCertFile` and `tlsPrivateKeyFile`).
+    pub fn save_files(&self, crt: &Path, key: &Path) -> Result<(), Error> {
+        write_atomic(key, self.key_pem().as_bytes(), KEY_MODE)?;
+        write_atomic(crt, self.cert_pem().as_bytes(), CERT_MODE)
+    }
+
     /// Writes `server.crt` and `server.key` (0600) into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), Error> {
         write_atomic(&dir.join("server.key"), self.key_pem().as_bytes(), KEY_MODE)?;
@@ -272,6 +279,24 @@ impl CertAuthority {
         }
     }
 
+    /// Loads the CA from the certificate and key files `crt` and `key` (cloudcore.yaml's
+    /// `tlsCAFile` and `tlsCAKeyFile`), or creates one and writes both when neither exists.
+    /// One without the other is an error, as in [`Self::load_or_create`].
+    pub fn load_or_create_files(crt: &Path, key: &Path, clock: &dyn Clock) -> Result<Self, Error> {
+        match (crt.exists(), key.exists()) {
+            (true, true) => Self::from_pem(&read(crt)?, &read(key)?),
+            (false, false) => {
+                let ca = Self::create(clock)?;
+                write_atomic(key, ca.key_pem.as_bytes(), KEY_MODE)?;
+                write_atomic(crt, ca.cert_pem().as_bytes(), CERT_MODE)?;
+                Ok(ca)
+            }
+            _ => Err(Error::BadCa(
+                "only one of the CA certificate and key files exists",
+            )),
+        }
+    }
+
     /// Writes `rootCA.key` (0600, SEC1 PEM as KubeEdge) and then `rootCA.crt` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), Error> {
         write_atomic(&dir.join(CA_KEY_FILE), self.key_pem.as_bytes(), KEY_MODE)?;
@@ -280,6 +305,24 @@ impl CertAuthority {
             self.cert_pem().as_bytes(),
             CERT_MODE,
         )
+    }
+
+    /// CloudHub's TLS: serving certificate `server`, client certificates required and
+    /// verified against this CA (node authorization reads the node name from them), TLS ≥ 1.2,
+    /// certificate validity checked against `clock`.
+    pub fn hub_server_config(
+        &self,
+        server: &IssuedCert,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<rustls::ServerConfig>, Error> {
+        let time = Arc::new(super::tls::ClockTime(clock));
+        let cfg = rustls::ServerConfig::builder_with_details(provider(), time)
+            .with_safe_default_protocol_versions()
+            .map_err(Error::Tls)?
+            .with_client_cert_verifier(self.verifier.clone())
+            .with_single_cert(vec![server.cert_der().clone()], server.rustls_key())
+            .map_err(Error::Tls)?;
+        Ok(Arc::new(cfg))
     }
 
     /// The CA certificate (DER): what `/ca.crt` serves.

@@ -41,7 +41,8 @@ pub struct HubConfig {
     pub write_batch_max: usize,
     /// Node queues kept at once, connected or not (2 × the default node limit: 1,000).
     pub node_queues_max: usize,
-    /// Malformed upstream frames tolerated per session before it is closed (10).
+    /// Malformed upstream frames tolerated per session before it is closed (0: the first one
+    /// closes the session, as a KubeEdge peer drops a connection it cannot read).
     pub malformed_frames_max: u32,
     /// Capacity of the upstream channel to EdgeController (4,096).
     pub upstream_buffer_max: usize,
@@ -72,7 +73,7 @@ impl Default for HubConfig {
             inflight_max: 128,
             write_batch_max: 64,
             node_queues_max: 1000,
-            malformed_frames_max: 10,
+            malformed_frames_max: 0,
             upstream_buffer_max: 4096,
             events_buffer_max: 1024,
             handshakes_max: 128,

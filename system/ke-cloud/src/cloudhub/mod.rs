@@ -174,7 +174,7 @@ pub enum CloseReason {
     PeerClosed,
     /// A frame exceeded the frame limit.
     Oversized,
-    /// More than [`HubConfig::malformed_frames_max`] malformed frames.
+    /// A malformed frame (more than [`HubConfig::malformed_frames_max`] of them).
     TooManyMalformed,
     /// A write did not complete within [`HubConfig::write_timeout`].
     WriteTimeout,
@@ -190,7 +190,7 @@ impl std::fmt::Display for CloseReason {
             Self::Shutdown => f.write_str("cloudhub shutting down"),
             Self::PeerClosed => f.write_str("closed by the edge"),
             Self::Oversized => f.write_str("frame exceeds the frame size limit"),
-            Self::TooManyMalformed => f.write_str("too many malformed frames"),
+            Self::TooManyMalformed => f.write_str("malformed frame"),
             Self::WriteTimeout => f.write_str("write timeout"),
             Self::Transport(e) => write!(f, "transport error: {e}"),
         }

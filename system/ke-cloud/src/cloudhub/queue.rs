@@ -154,19 +154,23 @@ impl NodeQueue {
     /// Queues a downstream message by its delivery mode.
     pub(crate) fn push(&mut self, msg: Message) -> Result<Queued, PushError> {
         match msg.delivery() {
-            Delivery::NoAck => {
-                if self.noack.len() >= self.limits.noack_len_max {
-                    return Err(PushError::Full {
-                        queue: "noack",
-                        max: self.limits.noack_len_max,
-                    });
-                }
-                self.noack.push_back(msg);
-                Ok(Queued::New)
-            }
+            Delivery::NoAck => self.push_noack(msg),
             Delivery::DropMissingResourceVersion => Err(PushError::MissingResourceVersion),
             Delivery::Ack => self.push_ack(msg),
         }
+    }
+
+    /// Queues a message to be sent once, whatever its delivery mode (replies to edge
+    /// requests: the requester retries, so they need no ACK).
+    pub(crate) fn push_noack(&mut self, msg: Message) -> Result<Queued, PushError> {
+        if self.noack.len() >= self.limits.noack_len_max {
+            return Err(PushError::Full {
+                queue: "noack",
+                max: self.limits.noack_len_max,
+            });
+        }
+        self.noack.push_back(msg);
+        Ok(Queued::New)
     }
 
     fn push_ack(&mut self, msg: Message) -> Result<Queued, PushError> {

@@ -260,10 +260,11 @@ async fn read_loop<C: Stream>(
             Err(e) => {
                 inc(&shared.counters.malformed_frames);
                 malformed += 1;
-                warn!(error = %e, bytes = data.len(), malformed, "malformed frame ignored");
                 if malformed > cfg.malformed_frames_max {
+                    warn!(error = %e, bytes = data.len(), malformed, "malformed frame; closing this session");
                     return CloseReason::TooManyMalformed;
                 }
+                warn!(error = %e, bytes = data.len(), malformed, "malformed frame ignored");
             }
         }
     }

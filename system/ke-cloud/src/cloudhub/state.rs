@@ -257,7 +257,7 @@ impl Shared {
         true
     }
 
-    fn send(&self, node: &NodeId, mut msg: Message) -> Result<Queued, SendError> {
+    fn send(&self, node: &NodeId, mut msg: Message, reply: bool) -> Result<Queued, SendError> {
         if let Some((prefix_node, rest)) = strip_node_prefix(&msg.route.resource)
             && prefix_node == *node
         {
@@ -277,7 +277,12 @@ impl Shared {
             .get_mut(node)
             .expect("invariant: slot exists or was made");
         let msg_id = msg.header.id.clone();
-        let queued = slot.queue.push(msg).map_err(|e| match e {
+        let pushed = if reply {
+            slot.queue.push_noack(msg)
+        } else {
+            slot.queue.push(msg)
+        };
+        let queued = pushed.map_err(|e| match e {
             PushError::Full { queue, max } => SendError::QueueFull {
                 node: node.clone(),
                 queue,
@@ -360,7 +365,18 @@ impl HubHandle {
     /// only; other nodes are unaffected), counted in `cloudhub_send_rejected_total`. The
     /// caller may drop the message and rely on the resync at the node's next `Connected`.
     pub fn send(&self, node: &NodeId, msg: Message) -> Result<Queued, SendError> {
-        let result = self.shared.send(node, msg);
+        self.send_inner(node, msg, false)
+    }
+
+    /// Queues a reply to an edge request (`parent_msg_id` set) to be sent once: the edge's
+    /// requester retries, so replies need no ACK and no resourceVersion (KubeEdge would drop an
+    /// ACK-mode error reply for lacking one). Same backpressure as [`Self::send`].
+    pub fn send_reply(&self, node: &NodeId, msg: Message) -> Result<Queued, SendError> {
+        self.send_inner(node, msg, true)
+    }
+
+    fn send_inner(&self, node: &NodeId, msg: Message, reply: bool) -> Result<Queued, SendError> {
+        let result = self.shared.send(node, msg, reply);
         if let Err(e) = &result {
             inc(&self.shared.counters.send_rejected);
             debug!(error = %e, "downstream send refused");

@@ -1,0 +1,169 @@
+//! `cloudcore`: KubeEdge's cloud daemon.
+//!
+//! `cloudcore --config FILE` runs CloudHub (wss, port 10000), the certificate server (port
+//! 10002), EdgeController and, when `kubeAPIConfig.kubeConfig` is empty, the embedded API
+//! server, until SIGINT or SIGTERM. `cloudcore --defaultconfig` prints the full default
+//! configuration. A bad configuration prints one line naming the key and exits with 64.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use anyhow::Context as _;
+use clap::Parser;
+use ke_cloud::{
+    config::CloudCoreConfig,
+    daemon::{CloudCore, Deps},
+};
+use ke_core::{Entropy, SystemClock};
+use ke_net::TokioTransport;
+
+/// KubeEdge's cloud daemon (edgefleet).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// cloudcore.yaml to run with.
+    #[arg(long, required_unless_present = "defaultconfig")]
+    config: Option<PathBuf>,
+    /// Print the full default configuration and exit.
+    #[arg(long)]
+    defaultconfig: bool,
+}
+
+const EX_USAGE: u8 = 64;
+
+/// A failure before anything ran: bad flags or a bad configuration.
+struct Usage(String);
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or_default();
+            eprintln!(
+                "cloudcore: {} (see --help)",
+                first.trim_start_matches("error: ")
+            );
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    if args.defaultconfig {
+        let yaml = CloudCoreConfig::default().to_yaml();
+        #[expect(
+            clippy::print_stdout,
+            reason = "--defaultconfig prints the configuration"
+        )]
+        {
+            print!("{yaml}");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let cfg = match load(args.config.as_deref()) {
+        Ok(cfg) => cfg,
+        Err(Usage(line)) => {
+            eprintln!("cloudcore: {line}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cloudcore: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "cloudcore failed");
+            eprintln!("cloudcore: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: Option<&std::path::Path>) -> Result<CloudCoreConfig, Usage> {
+    let path = path.ok_or_else(|| Usage("--config is required".into()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Usage(format!("cannot read {}: {e}", path.display())))?;
+    let cfg =
+        CloudCoreConfig::from_yaml(&text).map_err(|e| Usage(format!("{}: {e}", path.display())))?;
+    cfg.validate()
+        .map_err(|e| Usage(format!("{}: {e}", path.display())))?;
+    Ok(cfg)
+}
+
+async fn run(cfg: CloudCoreConfig) -> anyhow::Result<()> {
+    let deps = Deps {
+        transport: TokioTransport,
+        clock: Arc::new(SystemClock),
+        entropy: Entropy::from_os(),
+    };
+    let external = cfg.kube_api_config.kube_config.clone();
+    let core = if external.is_empty() {
+        CloudCore::start(cfg, deps)
+            .await
+            .context("starting cloudcore")?
+    } else {
+        let client = external_client(&external, &cfg.kube_api_config.master).await?;
+        CloudCore::start_with_client(cfg, deps, client)
+            .await
+            .context("starting cloudcore")?
+    };
+    tracing::info!(
+        hub = %core.hub_addr(),
+        certs = ?core.cert_addr(),
+        metrics = ?core.metrics_addr(),
+        kubeconfig = ?core.kubeconfig_path(),
+        "cloudcore ready"
+    );
+    core.run(shutdown_signal())
+        .await
+        .context("cloudcore stopped")
+}
+
+/// A kube client from a kubeconfig file (every auth method kube supports). This is the one
+/// place cloudcore lets a library dial by itself: an external API server is never simulated.
+async fn external_client(path: &str, master: &str) -> anyhow::Result<kube::Client> {
+    let kc =
+        kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {path}"))?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .with_context(|| format!("loading {path}"))?;
+    if !master.is_empty() {
+        config.cluster_url = master
+            .parse()
+            .with_context(|| format!("kubeAPIConfig.master `{master}`"))?;
+    }
+    kube::Client::try_from(config).context("building the kube client")
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = int.recv() => tracing::info!("SIGINT"),
+    }
+}

@@ -1,0 +1,328 @@
+//! The controller's view of the cluster: pods by node, the configmaps and secrets they
+//! reference, and which nodes are edge nodes. Pure (no I/O); the watch loop writes it and the
+//! upstream workers read it for node authorization.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use serde_json::Value;
+
+/// A namespaced object's `(namespace, name)`.
+pub(crate) type ObjKey = (String, String);
+
+/// The kinds the controller sends down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Kind {
+    Pod,
+    ConfigMap,
+    Secret,
+}
+
+impl Kind {
+    /// The KubeEdge resource type (`pod`, `configmap`, `secret`).
+    pub(crate) fn resource_type(self) -> &'static str {
+        match self {
+            Self::Pod => "pod",
+            Self::ConfigMap => "configmap",
+            Self::Secret => "secret",
+        }
+    }
+
+    /// The kind for a KubeEdge resource type, if the controller manages it.
+    pub(crate) fn from_resource_type(s: &str) -> Option<Self> {
+        match s {
+            "pod" => Some(Self::Pod),
+            "configmap" => Some(Self::ConfigMap),
+            "secret" => Some(Self::Secret),
+            _ => None,
+        }
+    }
+}
+
+/// A reference from a pod to a configmap or secret.
+pub(crate) type Ref = (Kind, String, String);
+
+/// One object as the controller holds it: identity, version and the JSON sent down.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    pub(crate) uid: String,
+    pub(crate) rv: String,
+    pub(crate) json: Arc<Value>,
+}
+
+impl Stored {
+    /// From any Kubernetes object (serialized with `apiVersion` and `kind`).
+    pub(crate) fn of<K: serde::Serialize + kube::Resource>(obj: &K) -> Self {
+        let meta = obj.meta();
+        let json = serde_json::to_value(obj).unwrap_or(Value::Null);
+        Self {
+            uid: meta.uid.clone().unwrap_or_default(),
+            rv: meta.resource_version.clone().unwrap_or_default(),
+            json: Arc::new(json),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PodEntry {
+    pub(crate) stored: Stored,
+    pub(crate) node: String,
+    pub(crate) refs: BTreeSet<Ref>,
+}
+
+/// An object a node should hold: its edge key (`<ns>/<type>/<name>`), kind and state.
+#[derive(Debug, Clone)]
+pub(crate) struct Wanted {
+    pub(crate) kind: Kind,
+    pub(crate) namespace: String,
+    pub(crate) name: String,
+    pub(crate) stored: Stored,
+}
+
+/// The edge key of an object: the edge-relative resource path, as MetaManager stores it.
+pub(crate) fn edge_key(kind: Kind, namespace: &str, name: &str) -> String {
+    format!("{namespace}/{}/{name}", kind.resource_type())
+}
+
+/// What the controller knows.
+#[derive(Debug, Default)]
+pub(crate) struct Index {
+    pub(crate) pods: BTreeMap<ObjKey, PodEntry>,
+    /// Pod keys by `spec.nodeName` (every node, edge or not: a pod may arrive before its
+    /// node is labelled).
+    pub(crate) by_node: BTreeMap<String, BTreeSet<ObjKey>>,
+    pub(crate) configmaps: BTreeMap<ObjKey, Stored>,
+    pub(crate) secrets: BTreeMap<ObjKey, Stored>,
+    /// Per node, how many of its pods reference each configmap/secret.
+    pub(crate) refs: BTreeMap<String, BTreeMap<Ref, u32>>,
+}
+
+/// What a pod change did to its node's references.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct RefChange {
+    /// Newly referenced by a node (count 0 → 1).
+    pub(crate) added: Vec<(String, Ref)>,
+    /// No longer referenced by a node (count 1 → 0).
+    pub(crate) removed: Vec<(String, Ref)>,
+}
+
+impl Index {
+    /// Inserts or replaces a pod; returns the previous entry and the reference changes on its
+    /// node.
+    pub(crate) fn put_pod(&mut self, pod: &Pod) -> (Option<PodEntry>, RefChange) {
+        let key = obj_key(&pod.metadata);
+        let node = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default();
+        let entry = PodEntry {
+            stored: Stored::of(pod),
+            node,
+            refs: pod
+                .spec
+                .as_ref()
+                .map(|s| refs_of(&key.0, s))
+                .unwrap_or_default(),
+        };
+        let mut change = RefChange::default();
+        let old = self.pods.insert(key.clone(), entry.clone());
+        if let Some(old) = &old {
+            self.unlink(&key, old, &mut change);
+        }
+        self.link(&key, &entry, &mut change);
+        (old, change)
+    }
+
+    /// Removes a pod; returns it and the references its node lost.
+    pub(crate) fn remove_pod(&mut self, key: &ObjKey) -> Option<(PodEntry, RefChange)> {
+        let old = self.pods.remove(key)?;
+        let mut change = RefChange::default();
+        self.unlink(key, &old, &mut change);
+        Some((old, change))
+    }
+
+    fn link(&mut self, key: &ObjKey, entry: &PodEntry, change: &mut RefChange) {
+        if entry.node.is_empty() {
+            return;
+        }
+        self.by_node
+            .entry(entry.node.clone())
+            .or_default()
+            .insert(key.clone());
+        let counts = self.refs.entry(entry.node.clone()).or_default();
+        for r in &entry.refs {
+            let c = counts.entry(r.clone()).or_insert(0);
+            *c += 1;
+            if *c == 1 {
+                let item = (entry.node.clone(), r.clone());
+                if let Some(i) = change.removed.iter().position(|x| *x == item) {
+                    change.removed.remove(i);
+                } else {
+                    change.added.push(item);
+                }
+            }
+        }
+    }
+
+    fn unlink(&mut self, key: &ObjKey, entry: &PodEntry, change: &mut RefChange) {
+        if entry.node.is_empty() {
+            return;
+        }
+        if let Some(keys) = self.by_node.get_mut(&entry.node) {
+            keys.remove(key);
+            if keys.is_empty() {
+                self.by_node.remove(&entry.node);
+            }
+        }
+        let Some(counts) = self.refs.get_mut(&entry.node) else {
+            return;
+        };
+        for r in &entry.refs {
+            if let Some(c) = counts.get_mut(r) {
+                *c -= 1;
+                if *c == 0 {
+                    counts.remove(r);
+                    change.removed.push((entry.node.clone(), r.clone()));
+                }
+            }
+        }
+        if counts.is_empty() {
+            self.refs.remove(&entry.node);
+        }
+    }
+
+    /// The configmap or secret map for `kind`.
+    pub(crate) fn objects(&self, kind: Kind) -> Option<&BTreeMap<ObjKey, Stored>> {
+        match kind {
+            Kind::ConfigMap => Some(&self.configmaps),
+            Kind::Secret => Some(&self.secrets),
+            Kind::Pod => None,
+        }
+    }
+
+    /// The configmap or secret map for `kind`, mutable.
+    pub(crate) fn objects_mut(&mut self, kind: Kind) -> Option<&mut BTreeMap<ObjKey, Stored>> {
+        match kind {
+            Kind::ConfigMap => Some(&mut self.configmaps),
+            Kind::Secret => Some(&mut self.secrets),
+            Kind::Pod => None,
+        }
+    }
+
+    /// True if a pod on `node` references `r`.
+    pub(crate) fn node_references(&self, node: &str, r: &Ref) -> bool {
+        self.refs.get(node).is_some_and(|c| c.contains_key(r))
+    }
+
+    /// The nodes whose pods reference `r`, sorted.
+    pub(crate) fn nodes_referencing(&self, r: &Ref) -> Vec<String> {
+        self.refs
+            .iter()
+            .filter(|(_, c)| c.contains_key(r))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Everything `node` should hold, by edge key.
+    pub(crate) fn wanted(&self, node: &str) -> BTreeMap<String, Wanted> {
+        let mut out = BTreeMap::new();
+        for key in self.by_node.get(node).into_iter().flatten() {
+            if let Some(p) = self.pods.get(key) {
+                let w = wanted(Kind::Pod, key, &p.stored);
+                out.insert(edge_key(Kind::Pod, &key.0, &key.1), w);
+            }
+        }
+        for (kind, ns, name) in self.refs.get(node).into_iter().flat_map(|c| c.keys()) {
+            let key = (ns.clone(), name.clone());
+            if let Some(s) = self.objects(*kind).and_then(|m| m.get(&key)) {
+                out.insert(edge_key(*kind, ns, name), wanted(*kind, &key, s));
+            }
+        }
+        out
+    }
+}
+
+fn wanted(kind: Kind, key: &ObjKey, stored: &Stored) -> Wanted {
+    Wanted {
+        kind,
+        namespace: key.0.clone(),
+        name: key.1.clone(),
+        stored: stored.clone(),
+    }
+}
+
+/// `(namespace, name)` of an object.
+pub(crate) fn obj_key(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> ObjKey {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The configmaps and secrets a pod references (KubeEdge's `manager/location.go`): volumes
+/// (configMap, secret, projected), `envFrom`, `env[].valueFrom` and `imagePullSecrets`, in
+/// every container, init container and ephemeral container.
+pub(crate) fn refs_of(ns: &str, spec: &PodSpec) -> BTreeSet<Ref> {
+    let ns_free = |kind: Kind, name: &str| (kind, ns.to_owned(), name.to_owned());
+    let mut out = BTreeSet::new();
+    for v in spec.volumes.iter().flatten() {
+        if let Some(cm) = &v.config_map {
+            out.insert(ns_free(Kind::ConfigMap, &cm.name));
+        }
+        if let Some(name) = v.secret.as_ref().and_then(|s| s.secret_name.as_deref()) {
+            out.insert(ns_free(Kind::Secret, name));
+        }
+        for src in v.projected.iter().flat_map(|p| p.sources.iter().flatten()) {
+            if let Some(cm) = &src.config_map {
+                out.insert(ns_free(Kind::ConfigMap, &cm.name));
+            }
+            if let Some(s) = &src.secret {
+                out.insert(ns_free(Kind::Secret, &s.name));
+            }
+        }
+    }
+    for s in spec.image_pull_secrets.iter().flatten() {
+        out.insert(ns_free(Kind::Secret, &s.name));
+    }
+    let containers = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    for c in containers {
+        container_refs(ns, c, &mut out);
+    }
+    for c in spec.ephemeral_containers.iter().flatten() {
+        for e in c.env_from.iter().flatten() {
+            env_from_refs(ns, e, &mut out);
+        }
+    }
+    out
+}
+
+fn container_refs(ns: &str, c: &Container, out: &mut BTreeSet<Ref>) {
+    for e in c.env_from.iter().flatten() {
+        env_from_refs(ns, e, out);
+    }
+    for e in c.env.iter().flatten() {
+        let Some(from) = &e.value_from else { continue };
+        if let Some(k) = &from.config_map_key_ref {
+            out.insert((Kind::ConfigMap, ns.to_owned(), k.name.clone()));
+        }
+        if let Some(k) = &from.secret_key_ref {
+            out.insert((Kind::Secret, ns.to_owned(), k.name.clone()));
+        }
+    }
+}
+
+fn env_from_refs(ns: &str, e: &k8s_openapi::api::core::v1::EnvFromSource, out: &mut BTreeSet<Ref>) {
+    if let Some(cm) = &e.config_map_ref {
+        out.insert((Kind::ConfigMap, ns.to_owned(), cm.name.clone()));
+    }
+    if let Some(s) = &e.secret_ref {
+        out.insert((Kind::Secret, ns.to_owned(), s.name.clone()));
+    }
+}

@@ -1,0 +1,185 @@
+//! EdgeController's counters (no global registry), rendered as Prometheus text.
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    sync::{
+        Mutex, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+/// EdgeController's counters; read them with [`Metrics::snapshot`] or
+/// [`Metrics::to_prometheus`].
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub(crate) inventories: AtomicU64,
+    pub(crate) inventory_timeouts: AtomicU64,
+    pub(crate) resync_sent: AtomicU64,
+    pub(crate) resync_skipped: AtomicU64,
+    pub(crate) resync_deleted: AtomicU64,
+    pub(crate) downstream_sent: AtomicU64,
+    pub(crate) downstream_refused: AtomicU64,
+    pub(crate) upstream_handled: AtomicU64,
+    pub(crate) upstream_forbidden: AtomicU64,
+    pub(crate) upstream_failed: AtomicU64,
+    pub(crate) watch_events: AtomicU64,
+    /// API requests made by the controller, by verb.
+    api_requests: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// A copy of the counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    /// Inventories received from edges.
+    pub inventories: u64,
+    /// Connects after which no inventory came in time (full sends).
+    pub inventory_timeouts: u64,
+    /// Objects sent by resyncs (missing or changed at the edge).
+    pub resync_sent: u64,
+    /// Objects a resync did not send because the edge already held that version.
+    pub resync_skipped: u64,
+    /// Deletes sent by resyncs (the edge held objects it should no longer hold).
+    pub resync_deleted: u64,
+    /// Messages handed to CloudHub (syncs, live changes, replies).
+    pub downstream_sent: u64,
+    /// Messages CloudHub refused (queue full).
+    pub downstream_refused: u64,
+    /// Upstream requests handled.
+    pub upstream_handled: u64,
+    /// Upstream requests refused by node authorization.
+    pub upstream_forbidden: u64,
+    /// Upstream requests whose API call failed.
+    pub upstream_failed: u64,
+    /// Watch events processed.
+    pub watch_events: u64,
+    /// API requests made, by verb (`get`, `create`, `patch`, `delete`, ...).
+    pub api_requests: BTreeMap<String, u64>,
+}
+
+impl MetricsSnapshot {
+    /// API requests that write (create, update, patch, delete).
+    pub fn api_writes(&self) -> u64 {
+        ["create", "update", "patch", "delete"]
+            .iter()
+            .filter_map(|v| self.api_requests.get(*v))
+            .sum()
+    }
+}
+
+impl Metrics {
+    pub(crate) fn inc(&self, c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn add(&self, c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn api(&self, verb: &'static str) {
+        let mut m = self
+            .api_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *m.entry(verb).or_insert(0) += 1;
+    }
+
+    /// A copy of every counter.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let api = self
+            .api_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        MetricsSnapshot {
+            inventories: g(&self.inventories),
+            inventory_timeouts: g(&self.inventory_timeouts),
+            resync_sent: g(&self.resync_sent),
+            resync_skipped: g(&self.resync_skipped),
+            resync_deleted: g(&self.resync_deleted),
+            downstream_sent: g(&self.downstream_sent),
+            downstream_refused: g(&self.downstream_refused),
+            upstream_handled: g(&self.upstream_handled),
+            upstream_forbidden: g(&self.upstream_forbidden),
+            upstream_failed: g(&self.upstream_failed),
+            watch_events: g(&self.watch_events),
+            api_requests: api,
+        }
+    }
+
+    /// Every counter in the Prometheus text format.
+    pub fn to_prometheus(&self) -> String {
+        let s = self.snapshot();
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            "edgecontroller_inventories_total",
+            "Edge inventories received.",
+            s.inventories,
+        );
+        counter(
+            "edgecontroller_inventory_timeouts_total",
+            "Connects without an inventory in time (everything sent).",
+            s.inventory_timeouts,
+        );
+        counter(
+            "edgecontroller_downstream_sent_total",
+            "Messages handed to CloudHub.",
+            s.downstream_sent,
+        );
+        counter(
+            "edgecontroller_downstream_refused_total",
+            "Messages CloudHub refused.",
+            s.downstream_refused,
+        );
+        counter(
+            "edgecontroller_upstream_handled_total",
+            "Upstream requests handled.",
+            s.upstream_handled,
+        );
+        counter(
+            "edgecontroller_upstream_forbidden_total",
+            "Upstream requests refused by node authorization.",
+            s.upstream_forbidden,
+        );
+        counter(
+            "edgecontroller_upstream_failed_total",
+            "Upstream requests whose API call failed.",
+            s.upstream_failed,
+        );
+        counter(
+            "edgecontroller_watch_events_total",
+            "Watch events processed.",
+            s.watch_events,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP edgecontroller_resync_objects_total Objects considered by resyncs after connects.\n\
+             # TYPE edgecontroller_resync_objects_total counter\n\
+             edgecontroller_resync_objects_total{{result=\"sent\"}} {}\n\
+             edgecontroller_resync_objects_total{{result=\"skipped\"}} {}\n\
+             edgecontroller_resync_objects_total{{result=\"deleted\"}} {}",
+            s.resync_sent, s.resync_skipped, s.resync_deleted
+        );
+        let _ = writeln!(
+            out,
+            "# HELP edgecontroller_api_requests_total API requests made by EdgeController.\n\
+             # TYPE edgecontroller_api_requests_total counter"
+        );
+        for (verb, n) in &s.api_requests {
+            let _ = writeln!(
+                out,
+                "edgecontroller_api_requests_total{{verb=\"{verb}\"}} {n}"
+            );
+        }
+        out
+    }
+}

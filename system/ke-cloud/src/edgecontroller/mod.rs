@@ -1,0 +1,530 @@
+//! EdgeController: pods bound to edge nodes, and the configmaps and secrets they reference,
+//! go down to their node; node registration, node status, leases, pod status and events come
+//! up (KubeEdge's `cloud/pkg/edgecontroller`, reference §4).
+//!
+//! - `index` (private): the cluster as the controller sees it, from three `kube` watches
+//!   (pods, configmaps, secrets in every namespace): pods by node and each node's references.
+//! - `sync` (private): per-node delivery state and the incremental resync after a connect
+//!   (the edge's inventory against what the node should hold; no API writes).
+//! - `upstream` (private): edge requests, with node authorization.
+//! - [`metrics`], the counters.
+//!
+//! Which nodes get objects: a pod goes to the node in its `spec.nodeName` once that node has a
+//! CloudHub session; CloudHub only admits nodes with a certificate signed by the KubeEdge CA,
+//! so the `node-role.kubernetes.io/edge` label is not needed to decide it (edges set it on
+//! registration). Pod updates are sent whatever changed, status included, so the edge's copy
+//! carries the API server's resourceVersion and the resync can compare versions exactly.
+
+mod index;
+pub mod metrics;
+mod sync;
+mod upstream;
+
+use std::{
+    collections::BTreeSet,
+    future::Future,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use ke_core::{Clock, Entropy};
+use ke_proto::{Message, NodeId, inventory::Inventory};
+use kube::{
+    Api, Resource,
+    api::PostParams,
+    runtime::{WatchStreamExt, watcher},
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use upstream::EDGE_LABEL;
+
+use self::{
+    index::{Index, Kind, ObjKey, Stored, obj_key},
+    sync::{Sync, Target},
+    upstream::Upstream,
+};
+use crate::{
+    cloudhub::{HubEvent, HubHandle, HubOutputs},
+    config::Authorization,
+};
+
+/// EdgeController settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeControllerConfig {
+    /// How long after a connect to wait for the edge's inventory before sending everything
+    /// (a stock KubeEdge edgecore sends none). Default 5 s.
+    pub inventory_wait: Duration,
+    /// Upstream workers; requests of one node always go to the same worker, in order.
+    /// Default 16.
+    pub upstream_workers: usize,
+    /// Requests queued per worker (bounded; a full queue makes CloudHub's reader wait).
+    /// Default 256.
+    pub upstream_queue_max: usize,
+    /// Node authorization (`modules.cloudHub.authorization`).
+    pub authorization: Authorization,
+}
+
+impl Default for EdgeControllerConfig {
+    fn default() -> Self {
+        Self {
+            inventory_wait: Duration::from_secs(5),
+            upstream_workers: 16,
+            upstream_queue_max: 256,
+            authorization: Authorization::default(),
+        }
+    }
+}
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// CloudHub's upstream channel closed (the hub is gone). Not retryable.
+    #[error("CloudHub's upstream channel closed")]
+    HubClosed,
+}
+
+/// The EdgeController of one cloudcore.
+pub struct EdgeController {
+    client: kube::Client,
+    hub: HubHandle,
+    cfg: EdgeControllerConfig,
+    clock: Arc<dyn Clock>,
+    entropy: Entropy,
+    metrics: Arc<Metrics>,
+    index: Arc<Mutex<Index>>,
+}
+
+impl std::fmt::Debug for EdgeController {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EdgeController")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EdgeController {
+    /// A controller reading the cluster through `client` and talking to edges through `hub`.
+    pub fn new(
+        client: kube::Client,
+        hub: HubHandle,
+        cfg: EdgeControllerConfig,
+        clock: Arc<dyn Clock>,
+        entropy: Entropy,
+    ) -> Self {
+        Self {
+            client,
+            hub,
+            cfg,
+            clock,
+            entropy,
+            metrics: Arc::new(Metrics::default()),
+            index: Arc::new(Mutex::new(Index::default())),
+        }
+    }
+
+    /// The counters (shared; they keep counting while `run` runs).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// Runs until `shutdown` completes: watches the cluster, consumes CloudHub's upstream
+    /// messages and session events from `hub_out`.
+    pub async fn run(
+        self,
+        hub_out: HubOutputs,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        self.ensure_lease_namespace().await;
+        let stop = CancellationToken::new();
+        let (inv_tx, inv_rx) = mpsc::channel(self.cfg.upstream_queue_max);
+        let upstream = Upstream {
+            client: self.client.clone(),
+            index: self.index.clone(),
+            hub: self.hub.clone(),
+            clock: self.clock.clone(),
+            entropy: self.entropy.clone(),
+            metrics: self.metrics.clone(),
+            authz: self.cfg.authorization,
+        };
+        let workers = self.cfg.upstream_workers.max(1);
+        let queue_max = self.cfg.upstream_queue_max.max(1);
+        let dispatch = dispatch_upstream(hub_out.upstream, inv_tx, upstream, workers, queue_max);
+        let main = self.main_loop(hub_out.events, inv_rx, stop.clone());
+        tokio::pin!(shutdown, dispatch, main);
+        tokio::select! {
+            () = &mut shutdown => {
+                stop.cancel();
+                main.await;
+                Ok(())
+            }
+            r = &mut dispatch => {
+                stop.cancel();
+                main.await;
+                r
+            }
+            () = &mut main => Ok(()),
+        }
+    }
+
+    /// Leases live in `kube-node-lease`; create it if the API server has none (the embedded
+    /// one starts empty).
+    async fn ensure_lease_namespace(&self) {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let mut ns = Namespace::default();
+        ns.metadata.name = Some(upstream::LEASE_NAMESPACE.to_owned());
+        self.metrics.api("create");
+        match api.create(&PostParams::default(), &ns).await {
+            Ok(_) => info!("created namespace kube-node-lease"),
+            Err(kube::Error::Api(ae)) if ae.code == 409 => {}
+            Err(e) => warn!(error = %e, "cannot create namespace kube-node-lease; leases may fail"),
+        }
+    }
+
+    async fn main_loop(
+        self,
+        mut events: mpsc::Receiver<HubEvent>,
+        mut inventories: mpsc::Receiver<(NodeId, Inventory)>,
+        stop: CancellationToken,
+    ) {
+        let cfg = watcher::Config::default();
+        let mut pods = watch::<Pod>(&self.client, cfg.clone());
+        let mut cms = watch::<ConfigMap>(&self.client, cfg.clone());
+        let mut secrets = watch::<Secret>(&self.client, cfg);
+        let mut st = Loop {
+            index: self.index.clone(),
+            sync: Sync::new(
+                self.hub.clone(),
+                self.clock.clone(),
+                self.entropy.clone(),
+                self.metrics.clone(),
+                self.cfg.inventory_wait,
+            ),
+            metrics: self.metrics.clone(),
+            relist: [None, None, None],
+        };
+        loop {
+            let deadline = st.sync.next_deadline();
+            tokio::select! {
+                () = stop.cancelled() => return,
+                Some(ev) = pods.next() => st.pod_event(ev),
+                Some(ev) = cms.next() => st.object_event(Kind::ConfigMap, ev),
+                Some(ev) = secrets.next() => st.object_event(Kind::Secret, ev),
+                Some(ev) = events.recv() => st.hub_event(ev),
+                Some((node, inv)) = inventories.recv() => {
+                    let idx = lock(&st.index);
+                    st.sync.inventory(node.as_str(), inv, &idx);
+                }
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    let idx = lock(&st.index);
+                    st.sync.expire(&idx);
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(d).await;
+    }
+}
+
+fn lock(index: &Mutex<Index>) -> std::sync::MutexGuard<'_, Index> {
+    index.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+type WatchEvent<K> = Result<watcher::Event<K>, watcher::Error>;
+
+fn watch<K>(
+    client: &kube::Client,
+    cfg: watcher::Config,
+) -> impl Stream<Item = WatchEvent<K>> + Unpin
+where
+    K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+    K: Send + 'static,
+{
+    Box::pin(watcher(Api::<K>::all(client.clone()), cfg).default_backoff())
+}
+
+/// Routes CloudHub's upstream messages: inventories to the main loop, the rest to the worker
+/// owning the node (stable FNV hash of the name, so one node's requests stay in order).
+async fn dispatch_upstream(
+    mut upstream_rx: mpsc::Receiver<(NodeId, Message)>,
+    inv_tx: mpsc::Sender<(NodeId, Inventory)>,
+    handler: Upstream,
+    workers: usize,
+    queue_max: usize,
+) -> Result<(), Error> {
+    let mut txs = Vec::with_capacity(workers);
+    let mut tasks = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let (tx, mut rx) = mpsc::channel::<(NodeId, Message)>(queue_max);
+        let h = handler.clone();
+        txs.push(tx);
+        tasks.push(async move {
+            while let Some((node, msg)) = rx.recv().await {
+                h.handle(&node, msg).await;
+            }
+        });
+    }
+    let route = async {
+        while let Some((node, msg)) = upstream_rx.recv().await {
+            if Inventory::is_inventory(&msg) {
+                forward_inventory(&inv_tx, node, &msg, &handler).await;
+                continue;
+            }
+            let i = usize::try_from(fnv(node.as_str()) % workers as u64).unwrap_or(0);
+            if txs[i].send((node, msg)).await.is_err() {
+                break;
+            }
+        }
+        drop(txs);
+    };
+    futures::future::join(route, futures::future::join_all(tasks)).await;
+    Err(Error::HubClosed)
+}
+
+async fn forward_inventory(
+    inv_tx: &mpsc::Sender<(NodeId, Inventory)>,
+    node: NodeId,
+    msg: &Message,
+    handler: &Upstream,
+) {
+    match Inventory::from_message(msg) {
+        Ok((named, inv)) if named == node.as_str() => {
+            let _ = inv_tx.send((node, inv)).await;
+        }
+        Ok((named, _)) => {
+            warn!(%node, %named, "inventory names another node; refused");
+            handler.metrics.inc(&handler.metrics.upstream_forbidden);
+        }
+        Err(e) => warn!(%node, error = %e, "malformed inventory; ignored"),
+    }
+}
+
+/// FNV-1a: a stable hash (std's is seeded per process, which would break determinism).
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The main loop's state.
+struct Loop {
+    index: Arc<Mutex<Index>>,
+    sync: Sync,
+    metrics: Arc<Metrics>,
+    /// Keys seen during a relist, per kind (pod, configmap, secret).
+    relist: [Option<BTreeSet<ObjKey>>; 3],
+}
+
+fn slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Pod => 0,
+        Kind::ConfigMap => 1,
+        Kind::Secret => 2,
+    }
+}
+
+impl Loop {
+    fn hub_event(&mut self, ev: HubEvent) {
+        match ev {
+            HubEvent::Connected { node, session } => {
+                debug!(%node, session, "connected; waiting for its inventory");
+                self.sync.connected(node.as_str(), session);
+            }
+            HubEvent::Disconnected { node, session, .. } => {
+                self.sync.disconnected(node.as_str(), session);
+            }
+        }
+    }
+
+    fn pod_event(&mut self, ev: WatchEvent<Pod>) {
+        let Some(ev) = self.watch_event(Kind::Pod, ev) else {
+            return;
+        };
+        match ev {
+            Change::Apply(pod) => self.pod_applied(&pod),
+            Change::Delete(key) => self.pod_deleted(&key),
+        }
+    }
+
+    fn object_event<K>(&mut self, kind: Kind, ev: WatchEvent<K>)
+    where
+        K: Resource + serde::Serialize,
+    {
+        let Some(ev) = self.watch_event(kind, ev) else {
+            return;
+        };
+        let index = self.index.clone();
+        let mut idx = lock(&index);
+        let (key, stored) = match ev {
+            Change::Apply(obj) => {
+                let key = obj_key(obj.meta());
+                let stored = Stored::of(&obj);
+                if let Some(m) = idx.objects_mut(kind) {
+                    m.insert(key.clone(), stored.clone());
+                }
+                (key, Some(stored))
+            }
+            Change::Delete(key) => {
+                if let Some(m) = idx.objects_mut(kind) {
+                    m.remove(&key);
+                }
+                (key, None)
+            }
+        };
+        let r = (kind, key.0.clone(), key.1.clone());
+        for node in idx.nodes_referencing(&r) {
+            let t = Target {
+                kind,
+                namespace: &key.0,
+                name: &key.1,
+            };
+            self.sync.changed(&node, t, stored.as_ref());
+        }
+    }
+
+    fn pod_applied(&mut self, pod: &Pod) {
+        let key = obj_key(&pod.metadata);
+        let index = self.index.clone();
+        let mut idx = lock(&index);
+        let (old, change) = idx.put_pod(pod);
+        for (node, (kind, ns, name)) in &change.added {
+            let stored = idx
+                .objects(*kind)
+                .and_then(|m| m.get(&(ns.clone(), name.clone())));
+            if let Some(stored) = stored {
+                let t = Target {
+                    kind: *kind,
+                    namespace: ns,
+                    name,
+                };
+                self.sync.changed(node, t, Some(stored));
+            }
+        }
+        let t = Target {
+            kind: Kind::Pod,
+            namespace: &key.0,
+            name: &key.1,
+        };
+        if let Some(old) = old.filter(|o| !o.node.is_empty())
+            && idx.pods.get(&key).is_none_or(|p| p.node != old.node)
+        {
+            self.sync.changed(&old.node, t, None);
+        }
+        if let Some(entry) = idx.pods.get(&key).filter(|p| !p.node.is_empty()) {
+            self.sync.changed(&entry.node, t, Some(&entry.stored));
+        }
+        self.send_removed(&change.removed);
+    }
+
+    fn pod_deleted(&mut self, key: &ObjKey) {
+        let mut idx = lock(&self.index);
+        let Some((old, change)) = idx.remove_pod(key) else {
+            return;
+        };
+        drop(idx);
+        if !old.node.is_empty() {
+            let t = Target {
+                kind: Kind::Pod,
+                namespace: &key.0,
+                name: &key.1,
+            };
+            self.sync.changed(&old.node, t, None);
+        }
+        self.send_removed(&change.removed);
+    }
+
+    /// Configmaps and secrets a node's pods no longer reference are deleted at the edge, so a
+    /// node holds only what it may read.
+    fn send_removed(&mut self, removed: &[(String, index::Ref)]) {
+        for (node, (kind, ns, name)) in removed {
+            let t = Target {
+                kind: *kind,
+                namespace: ns,
+                name,
+            };
+            self.sync.changed(node, t, None);
+        }
+    }
+
+    /// Turns a watcher event into an apply or a delete, tracking relists: keys not seen
+    /// between `Init` and `InitDone` were deleted while the watch was down.
+    fn watch_event<K: Resource>(&mut self, kind: Kind, ev: WatchEvent<K>) -> Option<Change<K>> {
+        self.metrics.inc(&self.metrics.watch_events);
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                warn!(kind = kind.resource_type(), error = %e, "watch failed; retrying");
+                return None;
+            }
+        };
+        let seen = &mut self.relist[slot(kind)];
+        match ev {
+            watcher::Event::Apply(obj) => Some(Change::Apply(obj)),
+            watcher::Event::Delete(obj) => Some(Change::Delete(obj_key(obj.meta()))),
+            watcher::Event::Init => {
+                *seen = Some(BTreeSet::new());
+                None
+            }
+            watcher::Event::InitApply(obj) => {
+                if let Some(s) = seen.as_mut() {
+                    s.insert(obj_key(obj.meta()));
+                }
+                Some(Change::Apply(obj))
+            }
+            watcher::Event::InitDone => {
+                let seen = seen.take().unwrap_or_default();
+                self.finish_relist(kind, &seen);
+                None
+            }
+        }
+    }
+
+    fn finish_relist(&mut self, kind: Kind, seen: &BTreeSet<ObjKey>) {
+        let gone: Vec<ObjKey> = {
+            let idx = lock(&self.index);
+            match kind {
+                Kind::Pod => idx
+                    .pods
+                    .keys()
+                    .filter(|k| !seen.contains(*k))
+                    .cloned()
+                    .collect(),
+                _ => idx
+                    .objects(kind)
+                    .map(|m| m.keys().filter(|k| !seen.contains(*k)).cloned().collect())
+                    .unwrap_or_default(),
+            }
+        };
+        for key in gone {
+            match kind {
+                Kind::Pod => self.pod_deleted(&key),
+                _ => self.object_gone(kind, key),
+            }
+        }
+    }
+
+    fn object_gone(&mut self, kind: Kind, key: ObjKey) {
+        self.object_event::<ConfigMap>(kind, Ok(watcher::Event::Delete(stub(&key))));
+    }
+}
+
+/// A configmap carrying only a namespace and a name (stands for any deleted object's key).
+fn stub(key: &ObjKey) -> ConfigMap {
+    let mut cm = ConfigMap::default();
+    cm.metadata.namespace = Some(key.0.clone());
+    cm.metadata.name = Some(key.1.clone());
+    cm
+}
+
+enum Change<K> {
+    Apply(K),
+    Delete(ObjKey),
+}

@@ -1,0 +1,297 @@
+//! Per-node delivery state and the incremental resync.
+//!
+//! For every node with a session the controller keeps `held`: what it believes the edge
+//! stores (edge key → UID and resourceVersion). After a connect it waits for the edge's
+//! [`Inventory`] (at most `inventory_wait`; a stock KubeEdge edgecore sends none, and then
+//! `held` starts empty, which means "send everything"), sets `held` from it and sends only the
+//! difference between `held` and what the node should hold: missing or changed objects, and
+//! deletes for objects it should no longer hold. Afterwards every watch event for one of the
+//! node's objects is compared with `held` the same way, so relists and repeated events send
+//! nothing. Nothing here writes to the API server: the edge's copy is the sync record, and it
+//! is committed before the edge ACKs.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use ke_core::{Clock, Entropy};
+use ke_proto::{Content, Group, Message, NodeId, Operation, Route, Source, inventory::Inventory};
+use serde_json::{Value, json};
+use tokio::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+use super::{
+    index::{Index, Kind, Stored, edge_key},
+    metrics::Metrics,
+};
+use crate::cloudhub::HubHandle;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Connected; waiting for the inventory until the deadline.
+    Awaiting { deadline: Instant },
+    /// Resynced; live changes flow.
+    Live,
+}
+
+#[derive(Debug)]
+struct NodeSync {
+    session: u64,
+    phase: Phase,
+    /// Edge key → (uid, rv) the edge holds (as far as the controller knows).
+    held: BTreeMap<String, (String, String)>,
+}
+
+/// One object change to deliver to a node.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub(crate) kind: Kind,
+    pub(crate) namespace: &'a str,
+    pub(crate) name: &'a str,
+}
+
+/// The delivery side of the controller.
+pub(crate) struct Sync {
+    hub: HubHandle,
+    clock: Arc<dyn Clock>,
+    entropy: Entropy,
+    metrics: Arc<Metrics>,
+    inventory_wait: Duration,
+    nodes: BTreeMap<String, NodeSync>,
+}
+
+impl Sync {
+    pub(crate) fn new(
+        hub: HubHandle,
+        clock: Arc<dyn Clock>,
+        entropy: Entropy,
+        metrics: Arc<Metrics>,
+        inventory_wait: Duration,
+    ) -> Self {
+        Self {
+            hub,
+            clock,
+            entropy,
+            metrics,
+            inventory_wait,
+            nodes: BTreeMap::new(),
+        }
+    }
+
+    /// A session started: wait for its inventory.
+    pub(crate) fn connected(&mut self, node: &str, session: u64) {
+        let deadline = Instant::now() + self.inventory_wait;
+        let state = NodeSync {
+            session,
+            phase: Phase::Awaiting { deadline },
+            held: BTreeMap::new(),
+        };
+        self.nodes.insert(node.to_owned(), state);
+    }
+
+    /// A session ended (ignored if a newer one already started).
+    pub(crate) fn disconnected(&mut self, node: &str, session: u64) {
+        if self.nodes.get(node).is_some_and(|s| s.session == session) {
+            self.nodes.remove(node);
+        }
+    }
+
+    /// The earliest inventory deadline, if any node is waiting.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.nodes
+            .values()
+            .filter_map(|s| match s.phase {
+                Phase::Awaiting { deadline } => Some(deadline),
+                Phase::Live => None,
+            })
+            .min()
+    }
+
+    /// Nodes whose inventory did not come in time get everything (a stock edgecore).
+    pub(crate) fn expire(&mut self, index: &Index) {
+        let now = Instant::now();
+        let late: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, s)| matches!(s.phase, Phase::Awaiting { deadline } if deadline <= now))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in late {
+            info!(%node, "no inventory from the edge; sending everything");
+            self.metrics.inc(&self.metrics.inventory_timeouts);
+            if let Some(s) = self.nodes.get_mut(&node) {
+                s.phase = Phase::Live;
+                s.held.clear();
+            }
+            self.reconcile(&node, index);
+        }
+    }
+
+    /// The edge's inventory arrived: resync the node.
+    pub(crate) fn inventory(&mut self, node: &str, inv: Inventory, index: &Index) {
+        let Some(state) = self.nodes.get_mut(node) else {
+            debug!(%node, "inventory from a node without a session; ignored");
+            return;
+        };
+        state.held = inv
+            .objects
+            .into_iter()
+            .filter(|(key, _)| managed(key))
+            .map(|(key, h)| (key, (h.uid, h.rv)))
+            .collect();
+        state.phase = Phase::Live;
+        self.metrics.inc(&self.metrics.inventories);
+        self.reconcile(node, index);
+    }
+
+    /// Sends `node` the difference between what it holds and what it should hold.
+    fn reconcile(&mut self, node: &str, index: &Index) {
+        let wanted = index.wanted(node);
+        let held_keys: Vec<String> = match self.nodes.get(node) {
+            Some(s) => s.held.keys().cloned().collect(),
+            None => return,
+        };
+        let (mut sent, mut skipped, mut deleted) = (0u64, 0u64, 0u64);
+        for w in wanted.values() {
+            let t = Target {
+                kind: w.kind,
+                namespace: &w.namespace,
+                name: &w.name,
+            };
+            match self.deliver(node, t, Some(&w.stored)) {
+                Outcome::Sent => sent += 1,
+                Outcome::Skipped => skipped += 1,
+                Outcome::Deleted | Outcome::NotSent => {}
+            }
+        }
+        for key in held_keys.iter().filter(|k| !wanted.contains_key(*k)) {
+            if let Some((kind, ns, name)) = split_key(key)
+                && self.deliver(
+                    node,
+                    Target {
+                        kind,
+                        namespace: ns,
+                        name,
+                    },
+                    None,
+                ) == Outcome::Deleted
+            {
+                deleted += 1;
+            }
+        }
+        let m = &self.metrics;
+        m.add(&m.resync_sent, sent);
+        m.add(&m.resync_skipped, skipped);
+        m.add(&m.resync_deleted, deleted);
+        info!(%node, sent, skipped, deleted, "resynced");
+    }
+
+    /// A watch event for one of `node`'s objects (`None`: it is gone or no longer the node's).
+    pub(crate) fn changed(&mut self, node: &str, t: Target<'_>, obj: Option<&Stored>) {
+        if self.nodes.get(node).is_some_and(|s| s.phase == Phase::Live) {
+            self.deliver(node, t, obj);
+        }
+    }
+
+    /// Sends the object (or its delete) unless the edge already holds exactly that.
+    fn deliver(&mut self, node: &str, t: Target<'_>, obj: Option<&Stored>) -> Outcome {
+        let key = edge_key(t.kind, t.namespace, t.name);
+        let Some(state) = self.nodes.get(node) else {
+            return Outcome::NotSent;
+        };
+        let held = state.held.get(&key).cloned();
+        let (msg, next) = match (obj, held) {
+            (Some(s), Some((uid, rv))) if uid == s.uid && rv == s.rv => return Outcome::Skipped,
+            (Some(s), held) => {
+                let op = match (t.kind, held) {
+                    (Kind::Secret, _) | (_, Some(_)) => Operation::Update,
+                    (_, None) => Operation::Insert,
+                };
+                let content = (*s.json).clone();
+                let msg = self.message(op, &key, content, &s.rv);
+                (msg, Some((s.uid.clone(), s.rv.clone())))
+            }
+            (None, Some((uid, rv))) => {
+                let stub = delete_stub(t, &uid);
+                (self.message(Operation::Delete, &key, stub, &rv), None)
+            }
+            (None, None) => return Outcome::Skipped,
+        };
+        let deleting = next.is_none();
+        if !self.send(node, msg) {
+            return Outcome::NotSent;
+        }
+        if let Some(state) = self.nodes.get_mut(node) {
+            match next {
+                Some(v) => state.held.insert(key, v),
+                None => state.held.remove(&key),
+            };
+        }
+        if deleting {
+            Outcome::Deleted
+        } else {
+            Outcome::Sent
+        }
+    }
+
+    fn message(&self, op: Operation, key: &str, content: Value, rv: &str) -> Message {
+        let route = Route::new(Source::EdgeController, Group::Resource, op, key);
+        Message::new(
+            self.entropy.uuid_v4(),
+            self.clock.now_millis(),
+            route,
+            Content(content),
+        )
+        .with_resource_version(rv)
+    }
+
+    /// Sends a message that is not an object sync (a reply, an eviction).
+    pub(crate) fn send(&self, node: &str, msg: Message) -> bool {
+        let Ok(id) = NodeId::new(node) else {
+            return false;
+        };
+        match self.hub.send(&id, msg) {
+            Ok(_) => {
+                self.metrics.inc(&self.metrics.downstream_sent);
+                true
+            }
+            Err(e) => {
+                warn!(%node, error = %e, "downstream send refused; the next resync repairs it");
+                self.metrics.inc(&self.metrics.downstream_refused);
+                false
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Sent,
+    Skipped,
+    Deleted,
+    NotSent,
+}
+
+/// True for edge keys of the kinds the controller manages (`<ns>/pod|configmap|secret/<n>`).
+fn managed(key: &str) -> bool {
+    split_key(key).is_some()
+}
+
+fn split_key(key: &str) -> Option<(Kind, &str, &str)> {
+    let mut it = key.splitn(3, '/');
+    let (ns, kind, name) = (it.next()?, it.next()?, it.next()?);
+    let kind = Kind::from_resource_type(kind)?;
+    (!name.is_empty() && !name.contains('/')).then_some((kind, ns, name))
+}
+
+/// The content of a delete: enough for MetaManager to find the object and check its UID.
+fn delete_stub(t: Target<'_>, uid: &str) -> Value {
+    let kind = match t.kind {
+        Kind::Pod => "Pod",
+        Kind::ConfigMap => "ConfigMap",
+        Kind::Secret => "Secret",
+    };
+    json!({
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {"namespace": t.namespace, "name": t.name, "uid": uid},
+    })
+}
