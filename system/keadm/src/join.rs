@@ -1,0 +1,123 @@
+//! `keadm join`.
+
+use std::{fs, net::SocketAddr, path::Path, path::PathBuf, time::Duration};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use ke_edge::config::{EdgeCoreConfig, EdgedRuntime};
+
+use crate::{
+    daemon::{EDGECORE, free_port, http_get, wait_ready},
+    init::prepare_dir,
+    say,
+};
+
+/// `keadm join` flags (KubeEdge's names and short forms).
+#[derive(Debug, Args)]
+pub(crate) struct JoinArgs {
+    /// CloudHub's `IP:PORT`.
+    #[arg(short = 'e', long)]
+    cloudcore_ipport: String,
+    /// The join token (`keadm gettoken`).
+    #[arg(short = 't', long)]
+    token: String,
+    /// This node's name.
+    #[arg(short = 'i', long)]
+    edgenode_name: String,
+    /// Where configuration, certificates, the database, pod files, pid and log files go.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// The certificate server's port on the cloudcore host.
+    #[arg(short = 's', long, default_value_t = 10002)]
+    certport: u16,
+    /// Extra node labels, `key=value[,key=value]`.
+    #[arg(short = 'l', long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// A CRI endpoint (containerd); not supported yet (issue #7): the process runtime is used.
+    #[arg(short = 'p', long)]
+    remote_runtime_endpoint: Option<String>,
+    /// Pod runtime (edgefleet): `process` runs each container's command; `sim` simulates.
+    #[arg(long, default_value = "process")]
+    runtime: String,
+    /// Port of edgecore's metrics endpoint on 127.0.0.1 (default: a free one).
+    #[arg(long)]
+    metrics_port: Option<u16>,
+    /// Seconds to wait for the node to be registered.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+fn edge_config(a: &JoinArgs, dir: &Path, metrics_port: u16) -> anyhow::Result<EdgeCoreConfig> {
+    let p = |rel: &str| dir.join(rel).display().to_string();
+    let (host, _) = a
+        .cloudcore_ipport
+        .rsplit_once(':')
+        .with_context(|| format!("--cloudcore-ipport `{}` is not IP:PORT", a.cloudcore_ipport))?;
+    let mut cfg = EdgeCoreConfig::default();
+    cfg.database.data_source = p("edgecore.db");
+    cfg.monitor_server.bind_address = format!("127.0.0.1:{metrics_port}");
+    let hub = &mut cfg.modules.edge_hub;
+    hub.tls_ca_file = p("ca/rootCA.crt");
+    hub.tls_cert_file = p("certs/server.crt");
+    hub.tls_private_key_file = p("certs/server.key");
+    hub.websocket.server = a.cloudcore_ipport.clone();
+    hub.http_server = format!("https://{host}:{}", a.certport);
+    hub.token = a.token.clone();
+    let edged = &mut cfg.modules.edged;
+    edged.tailored_kubelet_flag.hostname_override = a.edgenode_name.clone();
+    edged.tailored_kubelet_flag.root_directory = p("edged");
+    for l in &a.labels {
+        let (k, v) = l
+            .split_once('=')
+            .with_context(|| format!("label `{l}` is not key=value"))?;
+        edged
+            .tailored_kubelet_flag
+            .node_labels
+            .insert(k.to_owned(), v.to_owned());
+    }
+    edged.runtime = match a.runtime.as_str() {
+        "process" => EdgedRuntime::Process,
+        "sim" => EdgedRuntime::Sim,
+        other => bail!("--runtime `{other}`: expected process or sim"),
+    };
+    Ok(cfg)
+}
+
+pub(crate) async fn run(a: JoinArgs) -> anyhow::Result<()> {
+    if let Some(ep) = &a.remote_runtime_endpoint {
+        bail!(
+            "--remote-runtime-endpoint {ep}: the CRI runtime is not built yet; omit the flag to use the process runtime"
+        );
+    }
+    let dir = prepare_dir(&a.data_dir)?;
+    let port = match a.metrics_port {
+        Some(p) => p,
+        None => free_port().await?,
+    };
+    let cfg = edge_config(&a, &dir, port)?;
+    cfg.validate().context("the generated configuration")?;
+    let cfg_path = EDGECORE.config_file(&dir);
+    fs::write(&cfg_path, cfg.to_yaml())
+        .with_context(|| format!("writing {}", cfg_path.display()))?;
+    let pid = EDGECORE.spawn(&dir)?;
+    let metrics = SocketAddr::from(([127, 0, 0, 1], port));
+    wait_ready(
+        EDGECORE,
+        &dir,
+        pid,
+        Duration::from_secs(a.timeout),
+        || async move {
+            http_get(metrics, "/metrics").await.is_ok_and(|body| {
+                body.lines()
+                    .any(|l| l.trim() == "edgecore_node_registered 1")
+            })
+        },
+    )
+    .await?;
+    say(&format!(
+        "edgecore is running (pid {pid}) and node {} is registered; logs: {}",
+        a.edgenode_name,
+        EDGECORE.log_file(&dir).display()
+    ));
+    Ok(())
+}
