@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Content, ContentError, Group, Message, MsgIdSource, NULL_NAMESPACE, NodeId, Operation,
-    ResourcePath, ResourceType, Route, Source,
+    ResourcePath, Route, Source,
 };
 
 /// The resource type of the inventory message.
@@ -92,7 +92,7 @@ impl Inventory {
         else {
             return Err(bad());
         };
-        if kind != ResourceType::from(RESOURCE_TYPE) {
+        if kind.as_str() != RESOURCE_TYPE {
             return Err(bad());
         }
         let inv = msg.content.to_typed().map_err(InventoryError::Content)?;
