@@ -150,6 +150,52 @@ fn tombstone_blocks_resurrection() {
     );
 }
 
+/// Goal: a *released* object (a configmap no pod of the node references any more) is removed
+/// without a tombstone, so a later reference brings the same UID back; a plain delete of the
+/// same object would block it. Method: insert cm u1, release it, insert it again; then delete
+/// it and try again.
+#[test]
+fn released_object_can_come_back_but_deleted_cannot() {
+    let cm = |op: &str, rv: u64, released: bool| {
+        let mut obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c", "namespace": "default", "uid": "u1",
+                         "resourceVersion": rv.to_string()}});
+        if released {
+            obj["metadata"]["annotations"] =
+                json!({ke_proto::inventory::RELEASED_ANNOTATION: "true"});
+        }
+        let route = Route::new("edgecontroller", "resource", op, "default/configmap/c");
+        Message::new(format!("{op}-{rv}-{released}"), 0, route, obj)
+            .with_resource_version(rv.to_string())
+    };
+    let store = MetaStore::open_in_memory().unwrap();
+    store.apply(&cm("insert", 3, false)).unwrap();
+    assert_eq!(
+        store.apply(&cm("delete", 3, true)).unwrap(),
+        Applied::Deleted
+    );
+    assert!(!store.is_tombstoned("u1").unwrap());
+    assert!(
+        store
+            .get("default", &ResourceType::ConfigMap, "c")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store.apply(&cm("insert", 3, false)).unwrap(),
+        Applied::Inserted
+    );
+    assert_eq!(
+        store.apply(&cm("delete", 4, false)).unwrap(),
+        Applied::Deleted
+    );
+    assert!(store.is_tombstoned("u1").unwrap());
+    assert_eq!(
+        store.apply(&cm("insert", 3, false)).unwrap(),
+        Applied::Tombstoned
+    );
+}
+
 /// Goal: a recreated object (same name, new UID) is handled whatever the arrival order.
 /// Method: store u1; the new u2 arrives before u1's delete: u2 replaces u1 and u1 becomes a
 /// tombstone; the late delete of u1 leaves u2 alone; a late update of u1 is refused.

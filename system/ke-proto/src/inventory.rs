@@ -22,6 +22,11 @@ use crate::{
     ResourcePath, Route, Source,
 };
 
+/// Annotation on the content of a `delete` that *releases* an object rather than reporting
+/// its deletion: a configmap or secret that no pod of the node references any more. The edge
+/// drops its copy without remembering the UID as deleted, so a later reference brings it back.
+pub const RELEASED_ANNOTATION: &str = "edgefleet.io/released";
+
 /// The resource type of the inventory message.
 pub const RESOURCE_TYPE: &str = "inventory";
 

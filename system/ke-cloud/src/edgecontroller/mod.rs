@@ -450,7 +450,7 @@ impl Loop {
                 namespace: ns,
                 name,
             };
-            self.sync.changed(node, t, None);
+            self.sync.released(node, t);
         }
     }
 

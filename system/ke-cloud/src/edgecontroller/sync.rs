@@ -13,7 +13,10 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use ke_core::{Clock, Entropy};
-use ke_proto::{Content, Group, Message, NodeId, Operation, Route, Source, inventory::Inventory};
+use ke_proto::{
+    Content, Group, Message, NodeId, Operation, Route, Source,
+    inventory::{Inventory, RELEASED_ANNOTATION},
+};
 use serde_json::{Value, json};
 use tokio::time::{Duration, Instant};
 use tracing::{debug, info, warn};
@@ -156,24 +159,26 @@ impl Sync {
                 namespace: &w.namespace,
                 name: &w.name,
             };
-            match self.deliver(node, t, Some(&w.stored)) {
+            match self.deliver(node, t, Some(&w.stored), false) {
                 Outcome::Sent => sent += 1,
                 Outcome::Skipped => skipped += 1,
                 Outcome::Deleted | Outcome::NotSent => {}
             }
         }
         for key in held_keys.iter().filter(|k| !wanted.contains_key(*k)) {
-            if let Some((kind, ns, name)) = split_key(key)
-                && self.deliver(
-                    node,
-                    Target {
-                        kind,
-                        namespace: ns,
-                        name,
-                    },
-                    None,
-                ) == Outcome::Deleted
-            {
+            let Some((kind, ns, name)) = split_key(key) else {
+                continue;
+            };
+            // Still in the cluster but no longer the node's: released, not deleted.
+            let exists = index
+                .objects(kind)
+                .is_some_and(|m| m.contains_key(&(ns.to_owned(), name.to_owned())));
+            let t = Target {
+                kind,
+                namespace: ns,
+                name,
+            };
+            if self.deliver(node, t, None, exists) == Outcome::Deleted {
                 deleted += 1;
             }
         }
@@ -184,15 +189,30 @@ impl Sync {
         info!(%node, sent, skipped, deleted, "resynced");
     }
 
-    /// A watch event for one of `node`'s objects (`None`: it is gone or no longer the node's).
+    /// A watch event for one of `node`'s objects (`None`: it was deleted).
     pub(crate) fn changed(&mut self, node: &str, t: Target<'_>, obj: Option<&Stored>) {
         if self.nodes.get(node).is_some_and(|s| s.phase == Phase::Live) {
-            self.deliver(node, t, obj);
+            self.deliver(node, t, obj, false);
         }
     }
 
-    /// Sends the object (or its delete) unless the edge already holds exactly that.
-    fn deliver(&mut self, node: &str, t: Target<'_>, obj: Option<&Stored>) -> Outcome {
+    /// A configmap or secret the node's pods no longer reference: the edge drops its copy
+    /// (a delete marked [`RELEASED_ANNOTATION`], which leaves no tombstone).
+    pub(crate) fn released(&mut self, node: &str, t: Target<'_>) {
+        if self.nodes.get(node).is_some_and(|s| s.phase == Phase::Live) {
+            self.deliver(node, t, None, true);
+        }
+    }
+
+    /// Sends the object (or its delete, or release) unless the edge already holds exactly
+    /// that.
+    fn deliver(
+        &mut self,
+        node: &str,
+        t: Target<'_>,
+        obj: Option<&Stored>,
+        release: bool,
+    ) -> Outcome {
         let key = edge_key(t.kind, t.namespace, t.name);
         let Some(state) = self.nodes.get(node) else {
             return Outcome::NotSent;
@@ -210,7 +230,7 @@ impl Sync {
                 (msg, Some((s.uid.clone(), s.rv.clone())))
             }
             (None, Some((uid, rv))) => {
-                let stub = delete_stub(t, &uid);
+                let stub = delete_stub(t, &uid, release);
                 (self.message(Operation::Delete, &key, stub, &rv), None)
             }
             (None, None) => return Outcome::Skipped,
@@ -283,15 +303,19 @@ fn split_key(key: &str) -> Option<(Kind, &str, &str)> {
 }
 
 /// The content of a delete: enough for MetaManager to find the object and check its UID.
-fn delete_stub(t: Target<'_>, uid: &str) -> Value {
+fn delete_stub(t: Target<'_>, uid: &str, release: bool) -> Value {
     let kind = match t.kind {
         Kind::Pod => "Pod",
         Kind::ConfigMap => "ConfigMap",
         Kind::Secret => "Secret",
     };
-    json!({
+    let mut stub = json!({
         "apiVersion": "v1",
         "kind": kind,
         "metadata": {"namespace": t.namespace, "name": t.name, "uid": uid},
-    })
+    });
+    if release {
+        stub["metadata"]["annotations"] = json!({ RELEASED_ANNOTATION: "true" });
+    }
+    stub
 }

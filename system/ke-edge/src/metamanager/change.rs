@@ -16,8 +16,11 @@ use super::Error;
 pub(crate) enum Write {
     /// Insert or update with this object.
     Upsert(Value),
-    /// Remove the object.
+    /// Remove the object; its UID is remembered as deleted.
     Delete,
+    /// Remove the object, not remembering its UID (the cloud released it: the node no longer
+    /// references it, see [`ke_proto::inventory::RELEASED_ANNOTATION`]).
+    Release,
 }
 
 /// A message read as a store write.
@@ -52,6 +55,7 @@ impl Change {
         let body = content_object(msg);
         let (key, kind) = object_key(msg, body.as_ref())?;
         let write = match (is_delete, body.clone()) {
+            (true, Some(b)) if released(&b) => Write::Release,
             (true, _) => Write::Delete,
             (false, Some(obj)) => Write::Upsert(obj),
             (false, None) => {
@@ -76,6 +80,14 @@ impl Change {
             write,
         })
     }
+}
+
+fn released(body: &Value) -> bool {
+    let path = format!(
+        "/metadata/annotations/{}",
+        ke_proto::inventory::RELEASED_ANNOTATION.replace('/', "~1")
+    );
+    body.pointer(&path).and_then(Value::as_str) == Some("true")
 }
 
 /// The content as a JSON object: an object as is, or a string holding one.

@@ -166,6 +166,7 @@ impl MetaStore {
         let applied = match &change.write {
             Write::Upsert(obj) => upsert(&tx, &change, obj)?,
             Write::Delete => delete(&tx, &change)?,
+            Write::Release => release(&tx, &change)?,
         };
         tx.commit().map_err(sql("commit"))?;
         Ok(applied)
@@ -372,6 +373,25 @@ fn delete(tx: &Transaction<'_>, change: &Change) -> Result<Applied> {
         Some(_) => Ok(Applied::Unchanged),
         None => Ok(Applied::Gone),
     }
+}
+
+/// Removes the stored object if it is the one named (same UID), without a tombstone.
+fn release(tx: &Transaction<'_>, change: &Change) -> Result<Applied> {
+    let Some((s_uid, _)) = stored(tx, &change.key)? else {
+        return Ok(Applied::Gone);
+    };
+    if change
+        .uid
+        .as_ref()
+        .is_some_and(|u| !s_uid.is_empty() && *u != s_uid)
+    {
+        return Ok(Applied::Unchanged);
+    }
+    tx.execute("DELETE FROM meta WHERE key = ?1", [&change.key])
+        .map_err(sql("release"))?;
+    tx.execute("DELETE FROM meta_sync WHERE key = ?1", [&change.key])
+        .map_err(sql("release"))?;
+    Ok(Applied::Deleted)
 }
 
 fn non_empty(s: &str) -> Option<&str> {
