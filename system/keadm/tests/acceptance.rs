@@ -131,6 +131,48 @@ impl Cluster {
     }
 }
 
+/// A failed test must not leave daemons or pods behind: stop them (SIGTERM lets edgecore
+/// stop its pods), then kill whatever is left, including pod processes by their pid files.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let daemons = [
+            ("cloudcore", "cloud"),
+            ("edgecore", "edge-1"),
+            ("edgecore", "edge-2"),
+        ];
+        let pids: Vec<i32> = daemons
+            .iter()
+            .filter_map(|(n, d)| self.pid(&format!("{d}/{n}.pid")))
+            .filter(|p| alive(*p))
+            .collect();
+        for p in &pids {
+            let _ = Command::new("kill")
+                .args(["-TERM", &p.to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pids.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+            sleep(Duration::from_millis(100));
+        }
+        let pods = fs::read_dir(self.path("pods"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        let pod_pids = pods.filter_map(|e| {
+            fs::read_to_string(e.path())
+                .ok()?
+                .trim()
+                .parse::<i32>()
+                .ok()
+        });
+        for p in pids.into_iter().chain(pod_pids).filter(|p| alive(*p)) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &p.to_string()])
+                .status();
+        }
+    }
+}
+
 fn http_get(port: u16, path: &str) -> String {
     use std::io::{Read as _, Write as _};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
@@ -356,4 +398,72 @@ fn offline_autonomy(c: &Cluster, dir: &Path) {
         "the pod deleted meanwhile is deleted at the edge"
     );
     assert!(alive(c.pid("pods/p2.pid").unwrap()), "p2 kept running");
+}
+
+/// Goal: a join with a bad token is refused with the reason and leaves no daemon running.
+/// Method: keadm init; keadm join with the token's signature replaced; then with a token of
+/// another CA (right format, wrong CA hash).
+#[test]
+fn join_with_a_bad_token_is_refused() {
+    let c = Cluster {
+        dir: tempfile::tempdir().unwrap(),
+        hub_port: free_port(),
+        metrics_port: free_port(),
+    };
+    let cert = free_port().to_string();
+    let cloud = c.path("cloud");
+    keadm(&[
+        "init",
+        "--advertise-address",
+        "127.0.0.1",
+        "--data-dir",
+        cloud.to_str().unwrap(),
+        "--websocket-port",
+        &c.hub_port.to_string(),
+        "--cert-port",
+        &cert,
+        "--apiserver-port",
+        &free_port().to_string(),
+        "--metrics-port",
+        &c.metrics_port.to_string(),
+    ]);
+    let token = keadm(&["gettoken", "--data-dir", cloud.to_str().unwrap()]);
+    let (head, _) = token.trim().rsplit_once('.').unwrap();
+    let forged = format!("{head}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
+    let other_ca = format!("{}{}", "0".repeat(64), &token.trim()[64..]);
+    for (bad, reason) in [(forged, "401"), (other_ca, "CA")] {
+        let dir = c.path("edge-1");
+        let out = Command::new(bin("keadm"))
+            .args([
+                "join",
+                "--cloudcore-ipport",
+                &format!("127.0.0.1:{}", c.hub_port),
+            ])
+            .args([
+                "--certport",
+                &cert,
+                "--token",
+                &bad,
+                "--edgenode-name",
+                "edge-1",
+            ])
+            .args(["--timeout", "20", "--data-dir", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "a bad token joined");
+        assert!(
+            err.contains("exited during startup") && err.contains(reason),
+            "{err}"
+        );
+        let pid = c.pid("edge-1/edgecore.pid").unwrap();
+        assert!(!alive(pid), "edgecore stopped");
+        let nodes = c.json(&["get", "nodes"]);
+        assert_eq!(
+            nodes["items"].as_array().map(Vec::len),
+            Some(0),
+            "no node registered"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
 }
