@@ -1,5 +1,9 @@
 //! cloudcore assembled in-process (embedded API server, CloudHub, certificate server,
 //! EdgeController) against a real EdgeHub client: node authorization of upstream requests.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed fixture step is a test failure"
+)]
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -3,6 +3,18 @@
 //! autonomy across a cloudcore stop and edgecore kill -9, the incremental resync after
 //! reconnect, and `keadm reset`. Needs `kubectl` on PATH and the workspace's binaries built
 //! (`cargo build --workspace`; `cargo test --workspace` builds them).
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed fixture step is a test failure"
+)]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "real processes on real time: std's clock is the right one here"
+)]
+#![allow(
+    clippy::zombie_processes,
+    reason = "daemons are started detached, as keadm does; they are stopped by pid"
+)]
 
 use std::{
     fs,
