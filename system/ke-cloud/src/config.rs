@@ -484,14 +484,19 @@ pub struct EdgeController {
     pub enable: bool,
     /// `nodeUpdateFrequency`: seconds between node status updates expected from edges.
     pub node_update_frequency: u64,
+    /// `nodeMonitorGracePeriod` (edgefleet extension): seconds a node may be without a
+    /// CloudHub session before it is marked `Ready=Unknown` (kube-controller-manager's
+    /// `--node-monitor-grace-period`; the embedded API server has no controller manager).
+    pub node_monitor_grace_period: u64,
 }
 
 impl Default for EdgeController {
-    /// `enable: true`, `nodeUpdateFrequency: 10`.
+    /// `enable: true`, `nodeUpdateFrequency: 10`, `nodeMonitorGracePeriod: 40`.
     fn default() -> Self {
         Self {
             enable: true,
             node_update_frequency: 10,
+            node_monitor_grace_period: 40,
         }
     }
 }
@@ -501,6 +506,10 @@ impl EdgeController {
         positive(
             "modules.edgeController.nodeUpdateFrequency",
             self.node_update_frequency,
+        )?;
+        positive(
+            "modules.edgeController.nodeMonitorGracePeriod",
+            self.node_monitor_grace_period,
         )
     }
 }

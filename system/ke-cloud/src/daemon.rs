@@ -189,6 +189,9 @@ impl<T: Transport> CloudCore<T> {
         let metrics_listener = Some(bind(&deps.transport, "metrics server", mon).await?);
         let ec_cfg = EdgeControllerConfig {
             authorization: hubc.authorization,
+            node_monitor_grace: std::time::Duration::from_secs(
+                cfg.modules.edge_controller.node_monitor_grace_period,
+            ),
             ..EdgeControllerConfig::default()
         };
         let controller = EdgeController::new(

@@ -59,7 +59,15 @@ struct Running {
 
 /// Starts cloudcore on free ports and returns a kube client for its API server.
 async fn start(dir: &std::path::Path) -> (Running, String, SocketAddr) {
+    start_with(dir, |_| {}).await
+}
+
+async fn start_with(
+    dir: &std::path::Path,
+    tweak: impl FnOnce(&mut CloudCoreConfig),
+) -> (Running, String, SocketAddr) {
     let mut cfg = config(dir);
+    tweak(&mut cfg);
     cfg.modules.cloud_hub.websocket.port = free_port();
     cfg.modules.cloud_hub.https.port = free_port();
     let deps = Deps {
@@ -241,4 +249,83 @@ async fn node_reads_only_secrets_its_pods_reference() {
     }
     let forbidden = r.metrics.snapshot().upstream_forbidden;
     assert_eq!(forbidden, 4 + early_refusals);
+}
+
+/// Goal: a node whose edge went away is marked `Ready=Unknown` after the grace period (there
+/// is no controller manager with the embedded API server), not before. Method: grace 2 s;
+/// edge-1 registers and reports Ready; its EdgeHub stops; the node stays Ready for the first
+/// second, then turns Unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_node_turns_unknown_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, token, certs) = start_with(dir.path(), |c| {
+        c.modules.edge_controller.node_monitor_grace_period = 2;
+    })
+    .await;
+    let mut e = edge(dir.path(), &r, &token, certs).await;
+    let node = serde_json::json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "edge-1"},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}});
+    let route = Route::new(
+        Source::Edged,
+        Group::Resource,
+        Operation::Insert,
+        "null/node/edge-1",
+    );
+    e.up.send(Message::new("reg", 0, route, node))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply_to(&mut e, "reg").await.route.operation,
+        Operation::Response
+    );
+    let patch =
+        r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"KubeletReady"}]}}"#;
+    let route = Route::new(
+        Source::Edged,
+        Group::Resource,
+        Operation::Patch,
+        "null/nodepatch/edge-1",
+    );
+    e.up.send(Message::new("st", 0, route, Content::text(patch)))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply_to(&mut e, "st").await.route.operation,
+        Operation::Response
+    );
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(r.client.clone());
+    let ready = |n: &k8s_openapi::api::core::v1::Node| {
+        let cs = n
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default();
+        cs.into_iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.status)
+    };
+    assert_eq!(
+        ready(&nodes.get("edge-1").await.unwrap()).as_deref(),
+        Some("True")
+    );
+    drop(e);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        ready(&nodes.get("edge-1").await.unwrap()).as_deref(),
+        Some("True"),
+        "not before the grace period"
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if ready(&nodes.get("edge-1").await.unwrap()).as_deref() == Some("Unknown") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never marked Unknown"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(r.metrics.snapshot().nodes_marked_unknown, 1);
 }

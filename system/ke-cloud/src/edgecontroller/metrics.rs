@@ -24,6 +24,7 @@ pub struct Metrics {
     pub(crate) upstream_forbidden: AtomicU64,
     pub(crate) upstream_failed: AtomicU64,
     pub(crate) watch_events: AtomicU64,
+    pub(crate) nodes_marked_unknown: AtomicU64,
     /// API requests made by the controller, by verb.
     api_requests: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -53,6 +54,8 @@ pub struct MetricsSnapshot {
     pub upstream_failed: u64,
     /// Watch events processed.
     pub watch_events: u64,
+    /// Nodes marked `Ready=Unknown` after the grace period without a session.
+    pub nodes_marked_unknown: u64,
     /// API requests made, by verb (`get`, `create`, `patch`, `delete`, ...).
     pub api_requests: BTreeMap<String, u64>,
 }
@@ -106,6 +109,7 @@ impl Metrics {
             upstream_forbidden: g(&self.upstream_forbidden),
             upstream_failed: g(&self.upstream_failed),
             watch_events: g(&self.watch_events),
+            nodes_marked_unknown: g(&self.nodes_marked_unknown),
             api_requests: api,
         }
     }

@@ -16,6 +16,7 @@
 //! carries the API server's resourceVersion and the resync can compare versions exactly.
 
 mod index;
+mod lifecycle;
 pub mod metrics;
 mod sync;
 mod upstream;
@@ -67,6 +68,10 @@ pub struct EdgeControllerConfig {
     pub upstream_queue_max: usize,
     /// Node authorization (`modules.cloudHub.authorization`).
     pub authorization: Authorization,
+    /// A node without a session for this long is marked `Ready=Unknown`
+    /// (`modules.edgeController.nodeMonitorGracePeriod`). Default 40 s, as
+    /// kube-controller-manager's `--node-monitor-grace-period`.
+    pub node_monitor_grace: Duration,
 }
 
 impl Default for EdgeControllerConfig {
@@ -76,6 +81,7 @@ impl Default for EdgeControllerConfig {
             upstream_workers: 16,
             upstream_queue_max: 256,
             authorization: Authorization::default(),
+            node_monitor_grace: Duration::from_secs(40),
         }
     }
 }
@@ -154,7 +160,21 @@ impl EdgeController {
         let workers = self.cfg.upstream_workers.max(1);
         let queue_max = self.cfg.upstream_queue_max.max(1);
         let dispatch = dispatch_upstream(hub_out.upstream, inv_tx, upstream, workers, queue_max);
-        let main = self.main_loop(hub_out.events, inv_rx, stop.clone());
+        let (seen_tx, seen_rx) = mpsc::channel(queue_max);
+        let lifecycle = lifecycle::Lifecycle {
+            client: self.client.clone(),
+            hub: self.hub.clone(),
+            clock: self.clock.clone(),
+            metrics: self.metrics.clone(),
+            grace: self.cfg.node_monitor_grace,
+        }
+        .run(seen_rx, stop.clone());
+        let main = async {
+            tokio::join!(
+                self.main_loop(hub_out.events, inv_rx, seen_tx, stop.clone()),
+                lifecycle
+            );
+        };
         tokio::pin!(shutdown, dispatch, main);
         tokio::select! {
             () = &mut shutdown => {
@@ -189,6 +209,7 @@ impl EdgeController {
         self,
         mut events: mpsc::Receiver<HubEvent>,
         mut inventories: mpsc::Receiver<(NodeId, Inventory)>,
+        seen: mpsc::Sender<lifecycle::Seen>,
         stop: CancellationToken,
     ) {
         let cfg = watcher::Config::default();
@@ -206,6 +227,7 @@ impl EdgeController {
             ),
             metrics: self.metrics.clone(),
             relist: [None, None, None],
+            seen,
         };
         loop {
             let deadline = st.sync.next_deadline();
@@ -321,6 +343,8 @@ struct Loop {
     metrics: Arc<Metrics>,
     /// Keys seen during a relist, per kind (pod, configmap, secret).
     relist: [Option<BTreeSet<ObjKey>>; 3],
+    /// Session changes for the node lifecycle task (dropped when it lags: it is advisory).
+    seen: mpsc::Sender<lifecycle::Seen>,
 }
 
 fn slot(kind: Kind) -> usize {
@@ -337,9 +361,15 @@ impl Loop {
             HubEvent::Connected { node, session } => {
                 debug!(%node, session, "connected; waiting for its inventory");
                 self.sync.connected(node.as_str(), session);
+                let _ = self
+                    .seen
+                    .try_send(lifecycle::Seen::Connected(node.into_string()));
             }
             HubEvent::Disconnected { node, session, .. } => {
                 self.sync.disconnected(node.as_str(), session);
+                let _ = self
+                    .seen
+                    .try_send(lifecycle::Seen::Disconnected(node.into_string()));
             }
         }
     }
