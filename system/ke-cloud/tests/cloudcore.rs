@@ -251,18 +251,8 @@ async fn node_reads_only_secrets_its_pods_reference() {
     assert_eq!(forbidden, 4 + early_refusals);
 }
 
-/// Goal: a node whose edge went away is marked `Ready=Unknown` after the grace period (there
-/// is no controller manager with the embedded API server), not before. Method: grace 2 s;
-/// edge-1 registers and reports Ready; its EdgeHub stops; the node stays Ready for the first
-/// second, then turns Unknown.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vanished_node_turns_unknown_after_the_grace_period() {
-    let dir = tempfile::tempdir().unwrap();
-    let (r, token, certs) = start_with(dir.path(), |c| {
-        c.modules.edge_controller.node_monitor_grace_period = 2;
-    })
-    .await;
-    let mut e = edge(dir.path(), &r, &token, certs).await;
+/// Registers edge-1 and reports it Ready, as edgecore's node agent does.
+async fn register_ready(e: &mut Edge) {
     let node = serde_json::json!({"apiVersion": "v1", "kind": "Node",
         "metadata": {"name": "edge-1"},
         "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}});
@@ -276,7 +266,7 @@ async fn vanished_node_turns_unknown_after_the_grace_period() {
         .await
         .unwrap();
     assert_eq!(
-        reply_to(&mut e, "reg").await.route.operation,
+        reply_to(e, "reg").await.route.operation,
         Operation::Response
     );
     let patch =
@@ -290,10 +280,22 @@ async fn vanished_node_turns_unknown_after_the_grace_period() {
     e.up.send(Message::new("st", 0, route, Content::text(patch)))
         .await
         .unwrap();
-    assert_eq!(
-        reply_to(&mut e, "st").await.route.operation,
-        Operation::Response
-    );
+    assert_eq!(reply_to(e, "st").await.route.operation, Operation::Response);
+}
+
+/// Goal: a node whose edge went away is marked `Ready=Unknown` after the grace period (there
+/// is no controller manager with the embedded API server), not before. Method: grace 2 s;
+/// edge-1 registers and reports Ready; its EdgeHub stops; the node stays Ready for the first
+/// second, then turns Unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_node_turns_unknown_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, token, certs) = start_with(dir.path(), |c| {
+        c.modules.edge_controller.node_monitor_grace_period = 2;
+    })
+    .await;
+    let mut e = edge(dir.path(), &r, &token, certs).await;
+    register_ready(&mut e).await;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(r.client.clone());
     let ready = |n: &k8s_openapi::api::core::v1::Node| {
         let cs = n
