@@ -1,0 +1,3 @@
+//! `fleet`: runs scenario files on the simulator and writes reports.
+
+fn main() {}
