@@ -1,3 +1,265 @@
 //! `fleet`: runs scenario files on the simulator and writes reports.
+//!
+//! - `fleet run SCENARIO [--seed N] [--nodes N] [--out DIR]`: one run; writes
+//!   `reports/<scenario>/<seed>/` (or `--out`). Exit 0 passed, 127 crash, 128 a liveness
+//!   check failed, 129 a safety check failed; a failure prints the command that reproduces it.
+//! - `fleet determinism SCENARIO [--seed N] [--nodes N]`: runs twice, exit 1 if the digests
+//!   differ.
+//! - `fleet perf SCENARIO --nodes 1000,5000 [--seed N] [--out DIR]`: one run per size and a
+//!   performance summary (`perf.md`, `perf.json`, `perf.svg`).
 
-fn main() {}
+mod report;
+mod svg;
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use ke_core_time::midnight;
+use simulator::{RunOptions, Scenario, outcome::Outcome};
+
+mod ke_core_time {
+    /// Today's midnight (UTC): simulated time 0. The kube client checks the API server's
+    /// certificate against the real clock, so the epoch must be recent.
+    pub(crate) fn midnight() -> time::OffsetDateTime {
+        use ke_core::Clock as _;
+        ke_core::SystemClock
+            .now_utc()
+            .replace_time(time::Time::MIDNIGHT)
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fleet",
+    version,
+    about = "Runs edgefleet scenarios on the simulator"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+struct Common {
+    /// The scenario file.
+    scenario: PathBuf,
+    /// Seed (default: the scenario's).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a scenario and write its report.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Fleet size (default: the scenario's).
+        #[arg(long)]
+        nodes: Option<usize>,
+        /// Report directory (default: reports/<scenario>/<seed>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run a scenario twice with the same seed and compare digests.
+    Determinism {
+        #[command(flatten)]
+        common: Common,
+        /// Fleet size (default: the scenario's).
+        #[arg(long)]
+        nodes: Option<usize>,
+    },
+    /// Run a scenario at several fleet sizes and summarize speed and memory.
+    Perf {
+        #[command(flatten)]
+        common: Common,
+        /// Fleet sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<usize>,
+        /// Directory for the runs' reports and the summary (default: reports/perf/<scenario>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("fleet: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8> {
+    match cli.cmd {
+        Cmd::Run { common, nodes, out } => cmd_run(&common, nodes, out),
+        Cmd::Determinism { common, nodes } => cmd_determinism(&common, nodes),
+        Cmd::Perf { common, nodes, out } => cmd_perf(&common, &nodes, out),
+    }
+}
+
+fn load(path: &Path) -> Result<Scenario> {
+    Ok(Scenario::load(path)?)
+}
+
+/// One run with a progress bar; the work directory is removed afterwards.
+fn run_once(sc: &Scenario, seed: u64, nodes: Option<usize>, quiet: bool) -> Result<Outcome> {
+    let work = tempfile::Builder::new()
+        .prefix("fleet-")
+        .tempdir()
+        .context("creating the work directory")?;
+    let opts = RunOptions {
+        seed,
+        nodes,
+        work_dir: work.path().to_owned(),
+        epoch: midnight(),
+    };
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(sc.limit_s)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{elapsed_precise}] sim {pos}s {wide_msg}")
+            .context("progress template")?,
+    );
+    bar.set_prefix(format!("{} seed {seed}", sc.name));
+    let outcome = simulator::run(sc, &opts, |p| {
+        bar.set_position(p.sim_seconds as u64);
+        bar.set_message(format!(
+            "connected {}/{}  pending {}",
+            p.connected, p.nodes, p.pending
+        ));
+    });
+    bar.finish_and_clear();
+    Ok(outcome)
+}
+
+fn repro(path: &Path, seed: u64, nodes: Option<usize>) -> String {
+    let mut s = format!(
+        "cargo run --release -p edgefleet-harness --bin fleet -- run {} --seed {seed}",
+        path.display()
+    );
+    if let Some(n) = nodes {
+        s.push_str(&format!(" --nodes {n}"));
+    }
+    s
+}
+
+fn summary(o: &Outcome) -> String {
+    let speed = if o.wall_seconds > 0.0 {
+        o.sim_seconds / o.wall_seconds
+    } else {
+        0.0
+    };
+    format!(
+        "{} seed {}: {} — {} nodes, {} pods, {:.0} sim s in {:.1} wall s ({speed:.1}× real time), peak RSS {} MiB, digest {}",
+        o.scenario,
+        o.seed,
+        if o.passed { "PASSED" } else { "FAILED" },
+        o.nodes,
+        o.pods,
+        o.sim_seconds,
+        o.wall_seconds,
+        o.peak_rss_bytes / (1024 * 1024),
+        &o.digest[..16.min(o.digest.len())],
+    )
+}
+
+fn cmd_run(c: &Common, nodes: Option<usize>, out: Option<PathBuf>) -> Result<u8> {
+    let sc = load(&c.scenario)?;
+    let seed = c.seed.unwrap_or(sc.seed);
+    let o = run_once(&sc, seed, nodes, c.quiet)?;
+    let dir = out.unwrap_or_else(|| Path::new("reports").join(&sc.name).join(seed.to_string()));
+    let cmd = repro(&c.scenario, seed, nodes);
+    report::write_reports(&o, &dir, &cmd)?;
+    eprintln!("{}", summary(&o));
+    for ch in o.checks.iter().filter(|ch| !ch.passed) {
+        eprintln!("  check {} ({:?}) failed: {}", ch.name, ch.kind, ch.detail);
+    }
+    if let Some(crash) = &o.crash {
+        eprintln!("  crashed: {crash}");
+    }
+    eprintln!("report: {}", dir.join("report.md").display());
+    let code = o.exit_code();
+    if code != 0 {
+        eprintln!("reproduce with: {cmd}");
+    }
+    Ok(code)
+}
+
+fn cmd_determinism(c: &Common, nodes: Option<usize>) -> Result<u8> {
+    let sc = load(&c.scenario)?;
+    let seed = c.seed.unwrap_or(sc.seed);
+    let a = run_once(&sc, seed, nodes, c.quiet)?;
+    let b = run_once(&sc, seed, nodes, c.quiet)?;
+    eprintln!("{}\n{}", summary(&a), summary(&b));
+    if a.digest == b.digest && a.events == b.events {
+        eprintln!(
+            "deterministic: both runs gave digest {} over {} events",
+            a.digest, a.events
+        );
+        Ok(a.exit_code())
+    } else {
+        eprintln!(
+            "NOT deterministic: {} ({} events) vs {} ({} events)",
+            a.digest, a.events, b.digest, b.events
+        );
+        eprintln!(
+            "reproduce with: {}",
+            repro(&c.scenario, seed, nodes).replace(" run ", " determinism ")
+        );
+        Ok(1)
+    }
+}
+
+fn cmd_perf(c: &Common, sizes: &[usize], out: Option<PathBuf>) -> Result<u8> {
+    let sc = load(&c.scenario)?;
+    let seed = c.seed.unwrap_or(sc.seed);
+    let dir = out.unwrap_or_else(|| Path::new("reports").join("perf").join(&sc.name));
+    let me = std::env::current_exe().context("finding the fleet binary")?;
+    let mut all = Vec::new();
+    let mut worst = 0;
+    for &n in sizes {
+        // One process per size: peak RSS (VmHWM) never goes down within a process.
+        let run_dir = dir.join(format!("{n}-nodes"));
+        let mut cmd = std::process::Command::new(&me);
+        cmd.arg("run")
+            .arg(&c.scenario)
+            .arg("--seed")
+            .arg(seed.to_string());
+        cmd.arg("--nodes")
+            .arg(n.to_string())
+            .arg("--out")
+            .arg(&run_dir);
+        if c.quiet {
+            cmd.arg("--quiet");
+        }
+        let status = cmd.status().context("running fleet run")?;
+        let text = std::fs::read_to_string(run_dir.join("report.json"))
+            .with_context(|| format!("reading the {n}-node report (fleet run: {status})"))?;
+        let o: Outcome = serde_json::from_str(&text).context("parsing report.json")?;
+        worst = worst.max(o.exit_code());
+        all.push(o);
+        report::write_perf(&all, &dir)?;
+    }
+    eprintln!("summary: {}", dir.join("perf.md").display());
+    Ok(worst)
+}

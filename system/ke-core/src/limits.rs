@@ -16,3 +16,8 @@ pub const WATCH_FANOUT_BUFFER_MAX: usize = 10_000;
 
 /// Largest `limit` honoured for one list page.
 pub const LIST_PAGE_MAX: usize = 100_000;
+
+/// Initial read buffer of each websocket end (CloudHub and EdgeHub). tungstenite's default of
+/// 128 KiB per socket costs 2.7 GB per 10,000 nodes and slows the simulator 4×; frames larger
+/// than this still arrive (the buffer grows up to the frame limit while reading one).
+pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;

@@ -153,6 +153,7 @@ fn admit(
 fn ws_config(shared: &Shared) -> WebSocketConfig {
     let max = shared.cfg.frame_limits.frame_bytes_max;
     WebSocketConfig::default()
+        .read_buffer_size(ke_core::limits::WS_READ_BUFFER_BYTES)
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
 }

@@ -177,6 +177,19 @@ impl<T: Transport, R: Runtime> EdgeCore<T, R> {
     /// whose cloud is on a loopback address reports that address as its InternalIP.
     pub fn new(cfg: EdgeCoreConfig, deps: Deps<T>, runtime: R) -> Result<Self, Error> {
         cfg.validate()?;
+        let store = open_store(Path::new(&cfg.database.data_source))?;
+        Self::with_store(cfg, deps, runtime, store)
+    }
+
+    /// As [`Self::new`], on an already open MetaStore (`database.dataSource` is then unused):
+    /// the simulator keeps each virtual node's database in memory across its crashes.
+    pub fn with_store(
+        cfg: EdgeCoreConfig,
+        deps: Deps<T>,
+        runtime: R,
+        store: MetaStore,
+    ) -> Result<Self, Error> {
+        cfg.validate()?;
         let hub = &cfg.modules.edge_hub;
         let cloud_addr = ip_port("modules.edgeHub.websocket.server", &hub.websocket.server)?;
         let join = join_target(&cfg)?;
@@ -184,7 +197,6 @@ impl<T: Transport, R: Runtime> EdgeCore<T, R> {
         if node_cfg.node_ip.is_none() && cloud_addr.ip().is_loopback() {
             node_cfg.node_ip = Some(cloud_addr.ip().to_string());
         }
-        let store = open_store(Path::new(&cfg.database.data_source))?;
         let root = &cfg.modules.edged.tailored_kubelet_flag.root_directory;
         let pod_cfg = PodManagerConfig::new(cfg.node_name(), root);
         let hub_cfg = hub_config(&cfg);

@@ -73,6 +73,7 @@ impl<T: Transport> EdgeHub<T> {
         let request = self.upgrade_request()?;
         let max = self.cfg.frame_limits.frame_bytes_max;
         let ws_cfg = WebSocketConfig::default()
+            .read_buffer_size(ke_core::limits::WS_READ_BUFFER_BYTES)
             .max_message_size(Some(max))
             .max_frame_size(Some(max));
         match client_async_with_config(request, tls, Some(ws_cfg)).await {

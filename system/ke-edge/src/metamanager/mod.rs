@@ -13,7 +13,7 @@ pub mod task;
 
 use std::path::PathBuf;
 
-pub use store::{Applied, Durability, MetaStore, TOMBSTONES_MAX};
+pub use store::{Applied, Durability, MetaStore, Observed, Observer, TOMBSTONES_MAX};
 pub use task::MetaManager;
 
 /// Errors of the MetaManager module.

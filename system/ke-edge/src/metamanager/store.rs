@@ -100,7 +100,31 @@ impl Applied {
 pub struct MetaStore {
     /// One connection; every use is a short synchronous call that never awaits while holding it.
     conn: Arc<Mutex<Connection>>,
+    /// Told of every committed downstream write (see [`MetaStore::with_observer`]).
+    observer: Option<Observer>,
 }
+
+/// A committed downstream write, as told to an observer.
+#[derive(Debug, Clone, Copy)]
+pub struct Observed<'a> {
+    /// The edge-relative key (`<namespace>/<kind>/<name>`).
+    pub key: &'a str,
+    /// The object's UID, if the message carried one.
+    pub uid: Option<&'a str>,
+    /// The message's resourceVersion, if it carried one.
+    pub resource_version: Option<&'a str>,
+    /// The whole object, for inserts and updates.
+    pub object: Option<&'a serde_json::Value>,
+    /// What the write did.
+    pub applied: &'a Applied,
+    /// The write was a release (a delete that leaves no tombstone: no pod of the node
+    /// references the object any more).
+    pub release: bool,
+}
+
+/// A callback told of every write [`MetaStore::apply`] commits (the simulator's checkers and
+/// latency figures); it runs after the commit, outside the connection lock.
+pub type Observer = Arc<dyn Fn(Observed<'_>) + Send + Sync>;
 
 impl std::fmt::Debug for MetaStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -145,7 +169,16 @@ impl MetaStore {
             .map_err(sql("set busy timeout"))?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            observer: None,
         })
+    }
+
+    /// This store (sharing its connection) with `observer` told of every committed write made
+    /// through it or its clones made afterwards.
+    #[must_use]
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -169,6 +202,20 @@ impl MetaStore {
             Write::Release => release(&tx, &change)?,
         };
         tx.commit().map_err(sql("commit"))?;
+        drop(conn);
+        if let Some(observe) = &self.observer {
+            observe(Observed {
+                key: &change.key,
+                uid: change.uid.as_deref(),
+                resource_version: change.rv.as_deref(),
+                object: match &change.write {
+                    Write::Upsert(obj) => Some(obj),
+                    Write::Delete | Write::Release => None,
+                },
+                applied: &applied,
+                release: matches!(change.write, Write::Release),
+            });
+        }
         Ok(applied)
     }
 

@@ -1,0 +1,145 @@
+//! `report.md`: the human-readable report of one run.
+
+use std::fmt::{self, Write as _};
+
+use simulator::outcome::{CheckKind, Outcome, Percentiles};
+
+use super::{CONNECTED_SVG, QUEUE_SVG, SYNC_SVG, mib, speed};
+
+/// The whole report; `repro` is the command that reproduces the run.
+pub(super) fn render(o: &Outcome, repro: &str) -> Result<String, fmt::Error> {
+    let mut out = String::new();
+    writeln!(out, "# {} — seed {}\n", cell(&o.scenario), o.seed)?;
+    let verdict = if o.passed { "PASS" } else { "FAIL" };
+    writeln!(out, "**{verdict}** (exit code {})\n", o.exit_code())?;
+    summary(&mut out, o)?;
+    if let Some(crash) = &o.crash {
+        writeln!(out, "## Crash\n")?;
+        code_block(&mut out, "text", crash)?;
+    }
+    checks(&mut out, o)?;
+    metrics(&mut out, o)?;
+    faults(&mut out, o)?;
+    settings(&mut out, o)?;
+    writeln!(out, "## Plots\n")?;
+    writeln!(out, "![Connected nodes]({CONNECTED_SVG})\n")?;
+    writeln!(out, "![Sync latency]({SYNC_SVG})\n")?;
+    writeln!(out, "![Hub queue depth]({QUEUE_SVG})\n")?;
+    writeln!(out, "## Reproduce\n")?;
+    code_block(&mut out, "sh", repro)?;
+    Ok(out)
+}
+
+fn summary(out: &mut String, o: &Outcome) -> fmt::Result {
+    writeln!(out, "## Summary\n")?;
+    writeln!(out, "| | |\n|---|---|")?;
+    writeln!(out, "| Nodes | {} |", o.nodes)?;
+    writeln!(out, "| Pods | {} |", o.pods)?;
+    writeln!(out, "| Simulated time | {:.1} s |", o.sim_seconds)?;
+    writeln!(out, "| Wall time | {:.2} s |", o.wall_seconds)?;
+    let speed = speed(o).map_or_else(|| "n/a".to_owned(), |s| format!("{s:.1}× real time"));
+    writeln!(out, "| Speed | {speed} |")?;
+    writeln!(out, "| Peak RSS | {:.1} MiB |", mib(o.peak_rss_bytes))?;
+    writeln!(out, "| Events | {} |", o.events)?;
+    writeln!(out, "| Digest | `{}` |\n", cell(&o.digest))
+}
+
+fn checks(out: &mut String, o: &Outcome) -> fmt::Result {
+    writeln!(out, "## Checks\n")?;
+    if o.checks.is_empty() {
+        return writeln!(out, "None.\n");
+    }
+    writeln!(out, "| Check | Kind | Passed | Detail |\n|---|---|:-:|---|")?;
+    for c in &o.checks {
+        let kind = match c.kind {
+            CheckKind::Liveness => "liveness",
+            CheckKind::Safety => "safety",
+        };
+        let mark = if c.passed { "✓" } else { "✗" };
+        writeln!(
+            out,
+            "| `{}` | {kind} | {mark} | {} |",
+            cell(&c.name),
+            cell(&c.detail)
+        )?;
+    }
+    writeln!(out)
+}
+
+fn metrics(out: &mut String, o: &Outcome) -> fmt::Result {
+    let m = &o.metrics;
+    writeln!(out, "## Metrics\n\n### Latency (ms)\n")?;
+    writeln!(out, "| Distribution | Count | p50 | p90 | p99 | Max |")?;
+    writeln!(out, "|---|--:|--:|--:|--:|--:|")?;
+    latency_row(out, "sync (API write → stored at edge)", &m.sync_latency_ms)?;
+    latency_row(out, "ack (cloud send → edge ACK)", &m.ack_latency_ms)?;
+    latency_row(out, "reconnect (lost → connected)", &m.reconnect_ms)?;
+    writeln!(out, "\n### Traffic per node\n")?;
+    writeln!(out, "| Direction | Messages | Bytes |\n|---|--:|--:|")?;
+    let (md, bd) = (m.messages_down_per_node, m.bytes_down_per_node);
+    writeln!(out, "| cloud → edge | {md:.1} | {bd:.0} |")?;
+    let (mu, bu) = (m.messages_up_per_node, m.bytes_up_per_node);
+    writeln!(out, "| edge → cloud | {mu:.1} | {bu:.0} |\n")?;
+    writeln!(out, "### API requests\n")?;
+    if m.api_requests.is_empty() {
+        writeln!(out, "None.\n")?;
+    } else {
+        writeln!(out, "| Verb | Requests |\n|---|--:|")?;
+        for (verb, n) in &m.api_requests {
+            writeln!(out, "| {} | {n} |", cell(verb))?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "### Hub queue\n\nPeak depth: {} messages.\n",
+        m.hub_queue_peak
+    )
+}
+
+fn latency_row(out: &mut String, name: &str, p: &Percentiles) -> fmt::Result {
+    writeln!(
+        out,
+        "| {name} | {} | {:.2} | {:.2} | {:.2} | {:.2} |",
+        p.count, p.p50, p.p90, p.p99, p.max
+    )
+}
+
+fn faults(out: &mut String, o: &Outcome) -> fmt::Result {
+    writeln!(out, "## Faults\n")?;
+    if o.metrics.faults.is_empty() {
+        return writeln!(out, "None.\n");
+    }
+    for (t, fault) in &o.metrics.faults {
+        writeln!(out, "- {t:.1} s: {}", cell(fault))?;
+    }
+    writeln!(out)
+}
+
+fn settings(out: &mut String, o: &Outcome) -> fmt::Result {
+    writeln!(out, "## Settings\n")?;
+    if o.settings.is_empty() {
+        return writeln!(out, "None.\n");
+    }
+    writeln!(out, "| Setting | Value |\n|---|---|")?;
+    for (k, v) in &o.settings {
+        writeln!(out, "| `{}` | {} |", cell(k), cell(v))?;
+    }
+    writeln!(out)
+}
+
+/// `text` in a fenced block whose fence is longer than any backtick run inside it.
+fn code_block(out: &mut String, lang: &str, text: &str) -> fmt::Result {
+    let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
+    let fence = "`".repeat(longest.max(2) + 1);
+    writeln!(out, "{fence}{lang}\n{}\n{fence}\n", text.trim_end())
+}
+
+/// `s` made safe for one table cell (or list item): no pipes, no line breaks, no HTML tags.
+fn cell(s: &str) -> String {
+    s.replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('|', "\\|")
+        .replace("\r\n", "<br>")
+        .replace('\n', "<br>")
+}

@@ -1,0 +1,154 @@
+//! Turns the run's shared state into its [`Outcome`]: the checks the driver recorded plus
+//! the bounds the run loop watched, and the metrics.
+
+use std::{
+    collections::BTreeMap,
+    sync::{PoisonError, atomic::Ordering},
+    time::Duration,
+};
+
+use ke_cloud::cloudhub::metrics::{ACK_LATENCY_BUCKETS, MetricsSnapshot};
+
+use crate::{
+    fleet::Shared,
+    outcome::{CheckKind, CheckResult, Metrics, Outcome, Percentiles, Sample},
+    scenario::Scenario,
+};
+
+/// What the run loop hands over.
+#[derive(Debug)]
+pub struct Ended {
+    /// Set if the simulation crashed.
+    pub crash: Option<String>,
+    /// Simulated time reached.
+    pub sim: Duration,
+    /// Wall seconds.
+    pub wall: f64,
+    /// Samples.
+    pub series: Vec<Sample>,
+    /// Metrics gathered by the loop (faults, queue peak).
+    pub metrics: Metrics,
+    /// API requests of API server instances that crashed.
+    pub api_base: BTreeMap<String, u64>,
+}
+
+/// Percentiles (upper bucket bounds, ms) from CloudHub's ACK latency histogram.
+fn ack_percentiles(m: &MetricsSnapshot) -> Percentiles {
+    let total: u64 = m.ack_latency_buckets.iter().sum();
+    let at = |q: f64| {
+        let want = (total as f64 * q).ceil() as u64;
+        let mut seen = 0;
+        for (i, n) in m.ack_latency_buckets.iter().enumerate() {
+            seen += n;
+            if seen >= want.max(1) {
+                return ACK_LATENCY_BUCKETS
+                    .get(i)
+                    .map_or(f64::INFINITY, |s| s * 1000.0);
+            }
+        }
+        0.0
+    };
+    if total == 0 {
+        return Percentiles::default();
+    }
+    Percentiles {
+        count: total,
+        p50: at(0.5),
+        p90: at(0.9),
+        p99: at(0.99),
+        max: at(1.0),
+    }
+}
+
+fn bound_checks(sh: &Shared, sc: &Scenario, metrics: &Metrics, peak_rss: u64) -> Vec<CheckResult> {
+    let q = metrics.hub_queue_peak;
+    let max = sc.checks.hub_queue_max;
+    let mut out = vec![CheckResult {
+        name: "hub_queues_bounded".into(),
+        kind: CheckKind::Safety,
+        passed: q <= max,
+        detail: format!("peak CloudHub queue depth {q} (bound {max})"),
+    }];
+    let mib = peak_rss / (1024 * 1024);
+    if sc.checks.rss_max_mib > 0 {
+        out.push(CheckResult {
+            name: "memory_bounded".into(),
+            kind: CheckKind::Safety,
+            passed: mib <= sc.checks.rss_max_mib,
+            detail: format!(
+                "peak RSS {mib} MiB for {} nodes (bound {} MiB)",
+                sh.nodes.len(),
+                sc.checks.rss_max_mib
+            ),
+        });
+    }
+    out
+}
+
+/// Builds the outcome.
+pub fn outcome(sh: &Shared, sc: &Scenario, end: Ended) -> Outcome {
+    let peak_rss = crate::run::proc_status("VmHWM:");
+    let mut metrics = end.metrics;
+    let (sync, reconnect) = sh.trace.latencies();
+    metrics.sync_latency_ms = sync;
+    metrics.reconnect_ms = reconnect;
+    let n = sh.nodes.len().max(1) as f64;
+    if let Some(hub) = sh.hub() {
+        let m = hub.metrics();
+        metrics.ack_latency_ms = ack_percentiles(&m);
+        metrics.messages_down_per_node = m.messages_out as f64 / n;
+        metrics.messages_up_per_node = m.messages_in as f64 / n;
+    }
+    metrics.bytes_down_per_node = sh.wire.down.load(Ordering::Relaxed) as f64 / n;
+    metrics.bytes_up_per_node = sh.wire.up.load(Ordering::Relaxed) as f64 / n;
+    let mut api = end.api_base;
+    if let Some(a) = sh.api_now() {
+        for (verb, k) in a.state.metrics.requests_by_verb() {
+            *api.entry(verb.to_owned()).or_default() += k;
+        }
+    }
+    metrics.api_requests = api;
+    let mut checks = sh
+        .checks
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    checks.extend(bound_checks(sh, sc, &metrics, peak_rss));
+    for c in &checks {
+        sh.trace
+            .event_at(end.sim, format_args!("verdict {} {}", c.name, c.passed));
+    }
+    let (digest, events) = sh.trace.digest();
+    let passed = end.crash.is_none() && checks.iter().all(|c| c.passed);
+    let settings = [
+        ("tick_ms", sc.tick_ms.to_string()),
+        ("sites", sc.fleet.sites.to_string()),
+        (
+            "nodes_per_site",
+            (sc.fleet.nodes.div_ceil(sc.fleet.sites)).to_string(),
+        ),
+        ("hosts", (sc.fleet.sites + 3).to_string()),
+        ("tls", "rustls (real handshakes, OS randomness)".to_owned()),
+        ("simulator", env!("CARGO_PKG_VERSION").to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    Outcome {
+        scenario: sc.name.clone(),
+        seed: sh.seed,
+        passed,
+        digest,
+        nodes: sc.fleet.nodes,
+        pods: sh.pods.load(Ordering::Relaxed) as usize,
+        sim_seconds: end.sim.as_secs_f64(),
+        wall_seconds: end.wall,
+        peak_rss_bytes: peak_rss,
+        events,
+        checks,
+        metrics,
+        series: end.series,
+        crash: end.crash,
+        settings,
+    }
+}

@@ -1,0 +1,397 @@
+//! One virtual edge node: a real [`EdgeCore`] (EdgeHub, MetaManager on its own in-memory
+//! SQLite, edged on the `sim` runtime) supervised on a site host, plus the per-node fault
+//! switch turmoil lacks (its faults act on whole hosts).
+//!
+//! - **Cut** ([`NodeCtl::set_cut`]): connects hang until their timeout; every connection that
+//!   was open when the cut began is dead for good (reads never complete, writes vanish), as
+//!   a turmoil partition leaves a stream (its TCP has no retransmit). A dead connection
+//!   dropped during the cut is kept until the cut ends, so the cloud sees no FIN through a
+//!   cut.
+//! - **Crash** ([`NodeCtl::crash`]): the node's future is dropped (sockets close, pods
+//!   vanish with their runtime) and started again after the down time with the same
+//!   database and certificate files.
+
+use std::{
+    io,
+    net::SocketAddr,
+    path::PathBuf,
+    pin::Pin,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use ke_core::{Entropy, Seed};
+use ke_edge::{
+    config::{EdgeCoreConfig, EdgedRuntime},
+    daemon::{Deps, EdgeCore},
+    edged::{SimConfig, SimRuntime},
+    metamanager::MetaStore,
+};
+use ke_net::{Listener, Transport, TurmoilTransport, sim::TurmoilListener};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use turmoil::net::TcpStream;
+
+use crate::{fleet::Shared, trace::Trace};
+
+/// Per-node fault switches and counters, shared with the run loop.
+#[derive(Debug, Default)]
+pub struct NodeCtl {
+    cut: AtomicBool,
+    /// Incremented when a cut begins; a stream born in an older epoch is dead.
+    epoch: AtomicU64,
+    /// Crash requested: the down time in ms (0: none).
+    crash_ms: AtomicU64,
+    wake: tokio::sync::Notify,
+    graveyard: Mutex<Vec<TcpStream>>,
+    /// Whether EdgeHub has a session now.
+    pub connected: AtomicBool,
+}
+
+impl NodeCtl {
+    /// Starts or ends a cut.
+    pub fn set_cut(&self, cut: bool) {
+        if cut {
+            self.epoch.fetch_add(1, Ordering::Relaxed);
+        }
+        self.cut.store(cut, Ordering::Relaxed);
+        if !cut {
+            self.graveyard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+    }
+
+    /// Crashes the node; it restarts after `down`.
+    pub fn crash(&self, down: Duration) {
+        let ms = u64::try_from(down.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.crash_ms.store(ms, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    async fn crashed(&self) -> Duration {
+        loop {
+            let ms = self.crash_ms.swap(0, Ordering::Relaxed);
+            if ms > 0 {
+                return Duration::from_millis(ms);
+            }
+            self.wake.notified().await;
+        }
+    }
+}
+
+/// Fleet-wide wire counters (bytes through every node's sockets, TLS included).
+#[derive(Debug, Default)]
+pub struct Wire {
+    /// Bytes the nodes received.
+    pub down: AtomicU64,
+    /// Bytes the nodes sent.
+    pub up: AtomicU64,
+}
+
+/// turmoil sockets behind one node's fault switch.
+#[derive(Debug, Clone)]
+pub struct NodeTransport {
+    ctl: Arc<NodeCtl>,
+    wire: Arc<Wire>,
+}
+
+/// How long a connect attempt through a cut hangs before it fails.
+const CUT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Transport for NodeTransport {
+    type Listener = NodeListener;
+    type Conn = NodeStream;
+
+    async fn bind(&self, addr: SocketAddr) -> io::Result<Self::Listener> {
+        let inner = TurmoilTransport.bind(addr).await?;
+        Ok(NodeListener {
+            inner,
+            transport: self.clone(),
+        })
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Conn> {
+        if self.ctl.cut.load(Ordering::Relaxed) {
+            tokio::time::sleep(CUT_CONNECT_TIMEOUT).await;
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "site link cut"));
+        }
+        let s = TurmoilTransport.connect(addr).await?;
+        Ok(self.wrap(s))
+    }
+}
+
+impl NodeTransport {
+    fn wrap(&self, s: TcpStream) -> NodeStream {
+        NodeStream {
+            inner: Some(s),
+            ctl: self.ctl.clone(),
+            wire: self.wire.clone(),
+            epoch: self.ctl.epoch.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A listener whose connections go through the node's switch (unused by edge nodes, which
+/// only dial; required by [`Transport`]).
+#[derive(Debug)]
+pub struct NodeListener {
+    inner: TurmoilListener,
+    transport: NodeTransport,
+}
+
+impl Listener for NodeListener {
+    type Conn = NodeStream;
+
+    async fn accept(&mut self) -> io::Result<(Self::Conn, SocketAddr)> {
+        let (s, a) = self.inner.accept().await?;
+        Ok((self.transport.wrap(s), a))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// A turmoil stream that dies when its node is cut.
+#[derive(Debug)]
+pub struct NodeStream {
+    inner: Option<TcpStream>,
+    ctl: Arc<NodeCtl>,
+    wire: Arc<Wire>,
+    epoch: u64,
+}
+
+impl NodeStream {
+    fn dead(&self) -> bool {
+        self.ctl.epoch.load(Ordering::Relaxed) != self.epoch
+    }
+}
+
+impl Drop for NodeStream {
+    fn drop(&mut self) {
+        if self.dead()
+            && self.ctl.cut.load(Ordering::Relaxed)
+            && let Some(s) = self.inner.take()
+        {
+            self.ctl
+                .graveyard
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(s);
+        }
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "stream taken")
+}
+
+impl AsyncRead for NodeStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.dead() {
+            return Poll::Pending;
+        }
+        let before = buf.filled().len();
+        let Some(s) = self.inner.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let r = Pin::new(s).poll_read(cx, buf);
+        let n = (buf.filled().len() - before) as u64;
+        self.wire.down.fetch_add(n, Ordering::Relaxed);
+        r
+    }
+}
+
+impl AsyncWrite for NodeStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.dead() {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        let Some(s) = self.inner.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let r = Pin::new(s).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            self.wire.up.fetch_add(*n as u64, Ordering::Relaxed);
+        }
+        r
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.dead() {
+            return Poll::Ready(Ok(()));
+        }
+        match self.inner.as_mut() {
+            Some(s) => Pin::new(s).poll_flush(cx),
+            None => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.dead() {
+            return Poll::Ready(Ok(()));
+        }
+        match self.inner.as_mut() {
+            Some(s) => Pin::new(s).poll_shutdown(cx),
+            None => Poll::Ready(Err(gone())),
+        }
+    }
+}
+
+/// Everything one virtual node needs to (re)start.
+pub struct VirtualNode {
+    /// Index in the fleet.
+    pub index: u32,
+    /// Node name.
+    pub name: String,
+    /// Certificates and edged's root.
+    pub dir: PathBuf,
+    /// Its switch.
+    pub ctl: Arc<NodeCtl>,
+    /// The run's shared state.
+    pub shared: Arc<Shared>,
+    /// Delay before the first start.
+    pub start_after: Duration,
+}
+
+impl VirtualNode {
+    fn config(&self, cloud: &str, token: &str) -> EdgeCoreConfig {
+        let p = |rel: &str| self.dir.join(rel).display().to_string();
+        let mut cfg = EdgeCoreConfig::default();
+        cfg.database.data_source = p("edgecore.db");
+        cfg.monitor_server.enable = false;
+        let hub = &mut cfg.modules.edge_hub;
+        hub.tls_ca_file = p("ca/rootCA.crt");
+        hub.tls_cert_file = p("certs/server.crt");
+        hub.tls_private_key_file = p("certs/server.key");
+        hub.websocket.server = format!("{cloud}:10000");
+        hub.http_server = format!("https://{cloud}:10002");
+        hub.token = token.to_owned();
+        hub.heartbeat = self.shared.scenario.edge.heartbeat_s;
+        let edged = &mut cfg.modules.edged;
+        edged
+            .tailored_kubelet_flag
+            .hostname_override
+            .clone_from(&self.name);
+        edged.tailored_kubelet_flag.root_directory = p("edged");
+        edged.runtime = EdgedRuntime::Sim;
+        cfg
+    }
+
+    /// Runs the node for the rest of the simulation: start, crash, restart.
+    pub async fn run(self) {
+        tokio::time::sleep(self.start_after).await;
+        let store = match MetaStore::open_in_memory() {
+            Ok(s) => s.with_observer(self.observer()),
+            Err(e) => {
+                tracing::error!(node = %self.name, error = %e, "cannot open the store");
+                return;
+            }
+        };
+        self.shared.register_store(self.index, store.clone());
+        let mut generation = 0u64;
+        loop {
+            let token = self.shared.join_token().await;
+            let cloud = turmoil::lookup(crate::fleet::CLOUD).to_string();
+            let core = self.core(&cloud, &token, store.clone(), generation);
+            generation += 1;
+            let core = match core {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(node = %self.name, error = %e, "edgecore did not start");
+                    return;
+                }
+            };
+            let watch = self.watch_session(core.handle().cloud());
+            tokio::select! {
+                biased;
+                down = self.ctl.crashed() => {
+                    self.ctl.connected.store(false, Ordering::Relaxed);
+                    self.shared.trace.event(format_args!("{} crashed", self.name));
+                    tokio::time::sleep(down).await;
+                    self.shared.trace.event(format_args!("{} restarts", self.name));
+                }
+                r = core.run(std::future::pending()) => {
+                    let e = r.err().map(|e| e.to_string()).unwrap_or_default();
+                    self.shared.trace.event(format_args!("{} stopped: {e}", self.name));
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                () = watch => {}
+            }
+        }
+    }
+
+    fn core(
+        &self,
+        cloud: &str,
+        token: &str,
+        store: MetaStore,
+        generation: u64,
+    ) -> Result<EdgeCore<NodeTransport, SimRuntime>, ke_edge::daemon::Error> {
+        let deps = Deps {
+            transport: NodeTransport {
+                ctl: self.ctl.clone(),
+                wire: self.shared.wire.clone(),
+            },
+            clock: self.shared.clock(),
+            entropy: Entropy::seeded(
+                Seed(self.shared.seed),
+                &format!("{}/{generation}", self.name),
+            ),
+        };
+        let cfg = self.config(cloud, token);
+        let edge = &self.shared.scenario.edge;
+        let (status, lease) = (edge.status_update_period_s, edge.lease_renew_period_s);
+        Ok(
+            EdgeCore::with_store(cfg, deps, SimRuntime::new(SimConfig::default()), store)?
+                .with_node_config(|n| {
+                    n.status_update_period = Duration::from_secs(status);
+                    n.lease_renew_period = Duration::from_secs(lease);
+                }),
+        )
+    }
+
+    fn observer(&self) -> ke_edge::metamanager::Observer {
+        let (index, name, trace) = (self.index, self.name.clone(), self.shared.trace.clone());
+        Arc::new(move |o| trace.observe(index, &name, o))
+    }
+
+    /// Follows the node's session state (never returns).
+    async fn watch_session(
+        &self,
+        mut cloud: tokio::sync::watch::Receiver<ke_edge::edgehub::CloudState>,
+    ) {
+        let trace: &Trace = &self.shared.trace;
+        let mut lost: Option<Duration> = None;
+        loop {
+            let up = cloud.borrow_and_update().is_connected();
+            let was = self.ctl.connected.swap(up, Ordering::Relaxed);
+            let t = turmoil::sim_elapsed().unwrap_or_default();
+            if up && !was {
+                if let Some(l) = lost.take() {
+                    trace.reconnected(l);
+                }
+                trace.event(format_args!("{} connected", self.name));
+            } else if !up && was {
+                lost = Some(t);
+                trace.event(format_args!("{} disconnected", self.name));
+            }
+            if cloud.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The run's record: the event log (hashed into the digest as it grows), the writes still
+//! on their way to their nodes (for sync latency and convergence), latency histograms, and
+//! what the safety checkers saw at every edge write.
+//!
+//! Every entry carries simulated time only, so the same seed gives the same bytes.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    fmt::Write as _,
+    sync::{Mutex, MutexGuard, PoisonError},
+    time::Duration,
+};
+
+use hdrhistogram::Histogram;
+use ke_edge::metamanager::{Applied, Observed};
+use sha2::{Digest, Sha256};
+
+use crate::outcome::Percentiles;
+
+/// What a write expects at its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The object at this resourceVersion or later.
+    AtLeast(u64),
+    /// The object gone.
+    Gone,
+}
+
+#[derive(Debug)]
+struct Pending {
+    expect: Expect,
+    since: Duration,
+}
+
+/// Safety violations of one kind: how many, and the first few.
+#[derive(Debug, Default, Clone)]
+pub struct Violations {
+    /// How many were seen.
+    pub count: u64,
+    /// The first few, described.
+    pub first: Vec<String>,
+}
+
+const VIOLATIONS_KEPT: usize = 5;
+
+struct Inner {
+    hasher: Sha256,
+    events: u64,
+    line: String,
+    pending: BTreeMap<(u32, String), Pending>,
+    sync: Histogram<u64>,
+    sync_window: Histogram<u64>,
+    reconnect: Histogram<u64>,
+    /// Per node and key: the UID and the highest resourceVersion the edge stored.
+    held: BTreeMap<(u32, String), (String, u64)>,
+    /// (node, UID) deleted at the edge for good (not released).
+    deleted: BTreeSet<(u32, String)>,
+    violations: BTreeMap<&'static str, Violations>,
+    edge_writes: u64,
+}
+
+/// The run's shared record (one per run; hosts hold it through an `Arc`).
+pub struct Trace {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trace").finish_non_exhaustive()
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new(3).expect("invariant: 3 significant figures is a valid precision")
+}
+
+/// Latency checkers' names.
+pub const NO_LOST_UPDATES: &str = "no_lost_updates";
+/// A deleted object came back.
+pub const NO_RESURRECTION: &str = "no_resurrection";
+/// A node received another node's pod.
+pub const OWN_OBJECTS_ONLY: &str = "own_objects_only";
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                hasher: Sha256::new(),
+                events: 0,
+                line: String::new(),
+                pending: BTreeMap::new(),
+                sync: histogram(),
+                sync_window: histogram(),
+                reconnect: histogram(),
+                held: BTreeMap::new(),
+                deleted: BTreeSet::new(),
+                violations: BTreeMap::new(),
+                edge_writes: 0,
+            }),
+        }
+    }
+}
+
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+impl Trace {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends one event (at simulated time `t`) to the log.
+    pub fn event_at(&self, t: Duration, what: std::fmt::Arguments<'_>) {
+        let mut g = self.lock();
+        let inner = &mut *g;
+        inner.line.clear();
+        let _ = writeln!(inner.line, "{} {what}", t.as_millis());
+        inner.hasher.update(inner.line.as_bytes());
+        inner.events += 1;
+    }
+
+    /// Appends one event at the current simulated time (inside a host or client).
+    pub fn event(&self, what: std::fmt::Arguments<'_>) {
+        self.event_at(now(), what);
+    }
+
+    /// Records that the API server accepted a write `node` must see.
+    pub fn expect(&self, node: u32, key: String, expect: Expect) {
+        let since = now();
+        self.lock()
+            .pending
+            .insert((node, key), Pending { expect, since });
+    }
+
+    /// Writes still on their way.
+    pub fn pending(&self) -> u64 {
+        self.lock().pending.len() as u64
+    }
+
+    /// The first few writes still on their way, described.
+    pub fn pending_sample(&self) -> Vec<String> {
+        let g = self.lock();
+        let t = now();
+        g.pending
+            .iter()
+            .take(3)
+            .map(|((n, k), p)| {
+                let age = t.saturating_sub(p.since).as_secs();
+                format!("node {n} {k} {:?} for {age} s", p.expect)
+            })
+            .collect()
+    }
+
+    /// A node's session went down at `lost` and came back now.
+    pub fn reconnected(&self, lost: Duration) {
+        let ms = now().saturating_sub(lost).as_millis();
+        let _ = self
+            .lock()
+            .reconnect
+            .record(u64::try_from(ms).unwrap_or(u64::MAX));
+    }
+
+    /// Sees one committed write at node `node` (named `name`).
+    pub fn observe(&self, node: u32, name: &str, o: Observed<'_>) {
+        let t = now();
+        let rv = o.resource_version.and_then(|r| r.parse::<u64>().ok());
+        let mut g = self.lock();
+        g.edge_writes += 1;
+        let key = (node, o.key.to_owned());
+        match o.applied {
+            Applied::Inserted | Applied::Updated => upserted(&mut g, &key, name, rv, &o, t),
+            Applied::Deleted | Applied::Gone => {
+                if !o.release
+                    && let Some(uid) = o.uid
+                {
+                    g.deleted.insert((node, uid.to_owned()));
+                }
+                if !o.release || matches!(o.applied, Applied::Deleted) {
+                    g.held.remove(&key);
+                }
+                if let Some(p) = g.pending.get(&key)
+                    && p.expect == Expect::Gone
+                {
+                    arrived(&mut g, &key, t);
+                }
+            }
+            Applied::Unchanged | Applied::Stale { .. } | Applied::Tombstoned => {}
+        }
+        drop(g);
+        self.event_at(
+            t,
+            format_args!("{name} {:?} {} rv={}", o.applied, o.key, rv.unwrap_or(0)),
+        );
+    }
+
+    /// A safety violation seen outside an edge write.
+    pub fn violation(&self, check: &'static str, detail: String) {
+        violate(&mut self.lock(), check, detail);
+    }
+
+    /// Violations seen so far, by check.
+    pub fn violations(&self) -> BTreeMap<&'static str, Violations> {
+        self.lock().violations.clone()
+    }
+
+    /// The highest resourceVersion node `node` ever stored at `key`, and its UID.
+    pub fn held(&self, node: u32, key: &str) -> Option<(String, u64)> {
+        self.lock().held.get(&(node, key.to_owned())).cloned()
+    }
+
+    /// Whether (node, UID) was deleted for good at the edge.
+    pub fn was_deleted(&self, node: u32, uid: &str) -> bool {
+        self.lock().deleted.contains(&(node, uid.to_owned()))
+    }
+
+    /// Sync latency of the writes that arrived since the last call: (p50, p99) in ms.
+    pub fn take_window(&self) -> (f64, f64) {
+        let mut g = self.lock();
+        let w = (pct(&g.sync_window, 50.0), pct(&g.sync_window, 99.0));
+        g.sync_window.reset();
+        w
+    }
+
+    /// Percentiles of sync latency and reconnect time.
+    pub fn latencies(&self) -> (Percentiles, Percentiles) {
+        let g = self.lock();
+        (percentiles(&g.sync), percentiles(&g.reconnect))
+    }
+
+    /// Hex SHA-256 of the event log so far, and its length.
+    pub fn digest(&self) -> (String, u64) {
+        let g = self.lock();
+        (hex::encode(g.hasher.clone().finalize()), g.events)
+    }
+
+    /// Edge writes observed (every committed downstream message).
+    pub fn edge_writes(&self) -> u64 {
+        self.lock().edge_writes
+    }
+}
+
+fn upserted(
+    g: &mut Inner,
+    key: &(u32, String),
+    name: &str,
+    rv: Option<u64>,
+    o: &Observed<'_>,
+    t: Duration,
+) {
+    let uid = o.uid.unwrap_or_default();
+    if g.deleted.contains(&(key.0, uid.to_owned())) {
+        let d = format!("{name}: {} uid {uid} stored again after its delete", key.1);
+        violate(g, NO_RESURRECTION, d);
+    }
+    if o.key.contains("/pod/") {
+        let bound = o
+            .object
+            .and_then(|v| v.pointer("/spec/nodeName"))
+            .and_then(|v| v.as_str());
+        if bound != Some(name) {
+            let d = format!("{name} stored {} bound to {bound:?}", key.1);
+            violate(g, OWN_OBJECTS_ONLY, d);
+        }
+    }
+    let rv = rv.unwrap_or(0);
+    if let Some((held_uid, held_rv)) = g.held.get(key)
+        && held_uid == uid
+        && *held_rv > rv
+    {
+        let d = format!("{name}: {} went back from rv {held_rv} to {rv}", key.1);
+        violate(g, NO_LOST_UPDATES, d);
+    }
+    g.held.insert(key.clone(), (uid.to_owned(), rv));
+    if let Some(p) = g.pending.get(key)
+        && matches!(p.expect, Expect::AtLeast(want) if rv >= want)
+    {
+        arrived(g, key, t);
+    }
+}
+
+fn arrived(g: &mut Inner, key: &(u32, String), t: Duration) {
+    if let Some(p) = g.pending.remove(key) {
+        let ms = u64::try_from(t.saturating_sub(p.since).as_millis()).unwrap_or(u64::MAX);
+        let _ = g.sync.record(ms);
+        let _ = g.sync_window.record(ms);
+    }
+}
+
+fn violate(g: &mut Inner, check: &'static str, detail: String) {
+    let v = g.violations.entry(check).or_default();
+    v.count += 1;
+    if v.first.len() < VIOLATIONS_KEPT {
+        v.first.push(detail);
+    }
+}
+
+fn pct(h: &Histogram<u64>, q: f64) -> f64 {
+    if h.is_empty() {
+        0.0
+    } else {
+        h.value_at_percentile(q) as f64
+    }
+}
+
+fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    Percentiles {
+        count: h.len(),
+        p50: pct(h, 50.0),
+        p90: pct(h, 90.0),
+        p99: pct(h, 99.0),
+        max: h.max() as f64,
+    }
+}

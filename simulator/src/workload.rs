@@ -1,0 +1,516 @@
+//! The workload driver (turmoil client `ctl`): waits for the fleet, runs the scenario's
+//! phases through the real kube client at their times, then checks convergence against a
+//! snapshot of the API server and records the safety verdicts.
+//!
+//! Every write the API server accepts is registered with the [`Trace`](crate::trace::Trace)
+//! as expected at its node; its arrival there gives the sync latency.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use futures::{StreamExt, stream};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use ke_proto::ResourceType;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+use crate::{
+    fleet::{self, Shared},
+    outcome::{CheckKind, CheckResult},
+    scenario::Phase,
+    trace::{Expect, NO_LOST_UPDATES, NO_RESURRECTION, OWN_OBJECTS_ONLY},
+};
+
+const NS: &str = "default";
+/// Requests in flight at once.
+const CONCURRENCY: usize = 64;
+/// Attempts per request while the API server is away.
+const ATTEMPTS: u32 = 120;
+
+#[derive(Debug, Clone)]
+struct PodRec {
+    node: u32,
+    slot: usize,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Live pods by name.
+    pods: BTreeMap<String, PodRec>,
+    /// Latest resourceVersion of each configmap.
+    cm_rv: Vec<u64>,
+    generation: u64,
+}
+
+/// The driver.
+pub struct Driver {
+    sh: Arc<Shared>,
+    pods: Api<Pod>,
+    cms: Api<ConfigMap>,
+    state: Mutex<State>,
+}
+
+type HostResult = Result<(), Box<dyn std::error::Error>>;
+
+fn rv_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> u64 {
+    meta.resource_version
+        .as_deref()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+fn now() -> Duration {
+    turmoil::sim_elapsed().unwrap_or_default()
+}
+
+/// Runs the driver to its end (the client `ctl`).
+pub async fn drive(sh: Arc<Shared>) -> HostResult {
+    let access = sh.api_access().await;
+    let client = fleet::client(&access)?;
+    let d = Driver {
+        pods: Api::namespaced(client.clone(), NS),
+        cms: Api::namespaced(client, NS),
+        sh,
+        state: Mutex::default(),
+    };
+    let Some(t0) = d.await_ready().await else {
+        return Ok(());
+    };
+    let phases = d.sh.scenario.workload.clone();
+    let runs = phases.iter().map(|p| d.phase(t0, p));
+    futures::future::join_all(runs).await;
+    let quiet = t0 + Duration::from_secs(d.sh.scenario.last_event_s());
+    sleep_until(quiet).await;
+    d.converge(quiet).await;
+    d.safety();
+    Ok(())
+}
+
+async fn sleep_until(t: Duration) {
+    let left = t.saturating_sub(now());
+    tokio::time::sleep(left).await;
+}
+
+/// Retries `f` every second while it fails (the API server may be restarting).
+async fn retry<T, F, Fut>(what: &str, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, kube::Error>>,
+{
+    for attempt in 0..ATTEMPTS {
+        match f().await {
+            Ok(v) => return Some(v),
+            Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {
+                tracing::debug!(what, code = e.code, "request refused");
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(what, attempt, error = %e, "request failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+    tracing::warn!(what, "request failed for good");
+    None
+}
+
+impl Driver {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn await_ready(&self) -> Option<Duration> {
+        let limit = Duration::from_secs(self.sh.scenario.checks.ready_within_s);
+        loop {
+            if let Some(t) = self.sh.ready() {
+                let detail = format!(
+                    "{} nodes connected at {:.1} s",
+                    self.sh.names.len(),
+                    t.as_secs_f64()
+                );
+                self.sh
+                    .check(check("ready", CheckKind::Liveness, true, detail));
+                return Some(t);
+            }
+            if now() > limit {
+                let up = self
+                    .sh
+                    .nodes
+                    .iter()
+                    .filter(|n| n.connected.load(std::sync::atomic::Ordering::Relaxed))
+                    .count();
+                let detail = format!(
+                    "only {up} of {} nodes connected after {} s",
+                    self.sh.names.len(),
+                    limit.as_secs()
+                );
+                self.sh
+                    .check(check("ready", CheckKind::Liveness, false, detail));
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn phase(&self, t0: Duration, p: &Phase) {
+        sleep_until(t0 + Duration::from_secs(p.at_s())).await;
+        self.sh.trace.event(format_args!("phase {p:?}"));
+        match p {
+            Phase::CreatePods {
+                restart_every_s, ..
+            } => self.create_all(*restart_every_s).await,
+            Phase::RollingUpdate {
+                batch,
+                interval_s,
+                restart_every_s,
+                ..
+            } => {
+                self.rolling_update(*batch, *interval_s, *restart_every_s)
+                    .await;
+            }
+            Phase::ConfigmapChurn {
+                rounds, interval_s, ..
+            } => self.churn(*rounds, *interval_s).await,
+        }
+        self.sh.trace.event(format_args!("phase done"));
+    }
+
+    async fn create_all(&self, restart_every_s: u64) {
+        let f = &self.sh.scenario.fleet;
+        for k in 0..f.configmaps {
+            let mut cm = ConfigMap::default();
+            cm.metadata.name = Some(format!("cfg-{k}"));
+            cm.data = Some([("v".to_owned(), "0".to_owned())].into());
+            let pp = PostParams::default();
+            let made = retry("create configmap", || self.cms.create(&pp, &cm)).await;
+            let rv = made.map_or(0, |c| rv_of(&c.metadata));
+            self.lock().cm_rv.push(rv);
+        }
+        let all: Vec<(u32, usize)> = (0..self.sh.names.len())
+            .flat_map(|i| (0..f.pods_per_node).map(move |j| (i as u32, j)))
+            .collect();
+        stream::iter(all)
+            .map(|(node, slot)| self.create_pod(node, slot, 0, restart_every_s))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    fn pod(&self, name: &str, node: u32, slot: usize, gen_: u64, restart_every_s: u64) -> Pod {
+        let cm = format!("cfg-{}", slot % self.sh.scenario.fleet.configmaps);
+        let mut env =
+            vec![json!({"name": "V", "valueFrom": {"configMapKeyRef": {"name": cm, "key": "v"}}})];
+        if restart_every_s > 0 {
+            env.push(json!({"name": ke_edge::edged::sim::EXIT_AFTER, "value": format!("{restart_every_s}s")}));
+        }
+        let v = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": NS, "labels": {"app": format!("slot-{slot}")}},
+            "spec": {"nodeName": self.sh.names[node as usize], "restartPolicy": "Always",
+                "containers": [{"name": "app", "image": format!("registry.local/app:v{gen_}"), "env": env}]},
+        });
+        serde_json::from_value(v).expect("invariant: a literal pod deserializes")
+    }
+
+    async fn create_pod(&self, node: u32, slot: usize, gen_: u64, restart_every_s: u64) {
+        let name = format!("p-{}-{slot}-g{gen_}", self.sh.names[node as usize]);
+        let pod = self.pod(&name, node, slot, gen_, restart_every_s);
+        let pp = PostParams::default();
+        let Some(made) = retry("create pod", || self.pods.create(&pp, &pod)).await else {
+            return;
+        };
+        let rv = rv_of(&made.metadata);
+        let key = format!("{NS}/pod/{name}");
+        self.sh.trace.expect(node, key, Expect::AtLeast(rv));
+        let k = slot % self.sh.scenario.fleet.configmaps;
+        let cm_rv = self.lock().cm_rv.get(k).copied().unwrap_or(0);
+        self.sh.trace.expect(
+            node,
+            format!("{NS}/configmap/cfg-{k}"),
+            Expect::AtLeast(cm_rv),
+        );
+        self.lock().pods.insert(name, PodRec { node, slot });
+    }
+
+    async fn replace(&self, old: String, rec: PodRec, gen_: u64, restart_every_s: u64) {
+        let dp = DeleteParams::default();
+        if retry("delete pod", || self.pods.delete(&old, &dp))
+            .await
+            .is_some()
+        {
+            self.sh
+                .trace
+                .expect(rec.node, format!("{NS}/pod/{old}"), Expect::Gone);
+        }
+        self.lock().pods.remove(&old);
+        self.create_pod(rec.node, rec.slot, gen_, restart_every_s)
+            .await;
+    }
+
+    async fn rolling_update(&self, batch: usize, interval_s: u64, restart_every_s: u64) {
+        let (old, gen_) = {
+            let mut s = self.lock();
+            s.generation += 1;
+            (s.pods.clone(), s.generation)
+        };
+        let old: Vec<(String, PodRec)> = old.into_iter().collect();
+        for chunk in old.chunks(batch.max(1)) {
+            stream::iter(chunk.iter().cloned())
+                .map(|(name, rec)| self.replace(name, rec, gen_, restart_every_s))
+                .buffer_unordered(CONCURRENCY)
+                .collect::<Vec<()>>()
+                .await;
+            tokio::time::sleep(Duration::from_secs(interval_s)).await;
+        }
+    }
+
+    async fn churn(&self, rounds: u64, interval_s: u64) {
+        let f = &self.sh.scenario.fleet;
+        for round in 1..=rounds {
+            for k in 0..f.configmaps {
+                let patch = Patch::Merge(json!({"data": {"v": round.to_string()}}));
+                let pp = PatchParams::default();
+                let name = format!("cfg-{k}");
+                let made = retry("patch configmap", || self.cms.patch(&name, &pp, &patch)).await;
+                let Some(made) = made else { continue };
+                let rv = rv_of(&made.metadata);
+                if let Some(slot) = self.lock().cm_rv.get_mut(k) {
+                    *slot = rv;
+                }
+                if k < f.pods_per_node {
+                    for node in 0..self.sh.names.len() as u32 {
+                        let key = format!("{NS}/configmap/{name}");
+                        self.sh.trace.expect(node, key, Expect::AtLeast(rv));
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(interval_s)).await;
+        }
+    }
+}
+
+fn check(name: &str, kind: CheckKind, passed: bool, detail: String) -> CheckResult {
+    CheckResult {
+        name: name.to_owned(),
+        kind,
+        passed,
+        detail,
+    }
+}
+
+/// What every node should hold: key → (uid, resourceVersion), by node index.
+type Expected = BTreeMap<u32, BTreeMap<String, (String, u64)>>;
+
+/// A snapshot of the API server: what each node should hold and the list's version.
+struct Snapshot {
+    expected: Expected,
+    rv: u64,
+    pods: usize,
+}
+
+impl Driver {
+    async fn snapshot(&self) -> Option<Snapshot> {
+        let lp = ListParams::default();
+        let pods = retry("list pods", || self.pods.list(&lp)).await?;
+        let cms = retry("list configmaps", || self.cms.list(&lp)).await?;
+        let index: BTreeMap<&str, u32> = self
+            .sh
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i as u32))
+            .collect();
+        let cm: BTreeMap<String, (String, u64)> = cms
+            .items
+            .iter()
+            .map(|c| {
+                let name = c.metadata.name.clone().unwrap_or_default();
+                (
+                    name,
+                    (
+                        c.metadata.uid.clone().unwrap_or_default(),
+                        rv_of(&c.metadata),
+                    ),
+                )
+            })
+            .collect();
+        let mut expected = Expected::new();
+        for p in &pods.items {
+            let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref());
+            let Some(&i) = node.and_then(|n| index.get(n)) else {
+                continue;
+            };
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let held = expected.entry(i).or_default();
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            held.insert(format!("{NS}/pod/{name}"), (uid, rv_of(&p.metadata)));
+            for c in referenced_configmaps(p) {
+                if let Some(v) = cm.get(&c) {
+                    held.insert(format!("{NS}/configmap/{c}"), v.clone());
+                }
+            }
+        }
+        let rv = pods
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        Some(Snapshot {
+            expected,
+            rv,
+            pods: pods.items.len(),
+        })
+    }
+
+    /// Differences between the snapshot and the nodes' stores: (count, first few).
+    fn compare(&self, snap: &Snapshot) -> (u64, Vec<String>) {
+        let mut count = 0;
+        let mut first = Vec::new();
+        let mut note = |d: String| {
+            count += 1;
+            if first.len() < 3 {
+                first.push(d);
+            }
+        };
+        let empty = BTreeMap::new();
+        for i in 0..self.sh.names.len() as u32 {
+            let want = snap.expected.get(&i).unwrap_or(&empty);
+            let name = &self.sh.names[i as usize];
+            let Some(store) = self.sh.store(i) else {
+                note(format!("{name}: not started"));
+                continue;
+            };
+            let held = held_objects(&store);
+            for (key, (uid, rv)) in want {
+                match held.get(key) {
+                    Some((_, have)) if have >= rv => {}
+                    Some((_, have)) => note(format!("{name}: {key} at rv {have}, API has {rv}")),
+                    None => note(format!("{name}: lacks {key} (uid {uid})")),
+                }
+            }
+            for (key, (uid, rv)) in &held {
+                if !want.contains_key(key) && *rv <= snap.rv {
+                    if self.sh.trace.was_deleted(i, uid) {
+                        self.sh.trace.violation(
+                            NO_RESURRECTION,
+                            format!("{name}: holds {key} after deleting it"),
+                        );
+                    }
+                    note(format!("{name}: still holds {key} (rv {rv})"));
+                }
+            }
+        }
+        (count, first)
+    }
+
+    async fn converge(&self, quiet: Duration) {
+        let within = Duration::from_secs(self.sh.scenario.checks.converge_within_s);
+        let deadline = quiet + within;
+        let Some(snap) = self.snapshot().await else {
+            let detail = "the API server could not be listed".to_owned();
+            self.sh
+                .check(check("converged", CheckKind::Liveness, false, detail));
+            return;
+        };
+        self.sh
+            .pods
+            .store(snap.pods as u64, std::sync::atomic::Ordering::Relaxed);
+        loop {
+            let pending = self.sh.trace.pending();
+            let (diffs, first) = self.compare(&snap);
+            if diffs == 0 && pending == 0 {
+                let took = now().saturating_sub(quiet).as_secs_f64();
+                let detail = format!(
+                    "every node matched the API server {took:.1} s after the last fault or phase"
+                );
+                self.sh
+                    .check(check("converged", CheckKind::Liveness, true, detail));
+                return;
+            }
+            if now() >= deadline {
+                let detail = format!(
+                    "not converged {} s after the last fault or phase: {diffs} differences {first:?}, {pending} writes not arrived {:?}",
+                    within.as_secs(),
+                    self.sh.trace.pending_sample()
+                );
+                self.sh
+                    .check(check("converged", CheckKind::Liveness, false, detail));
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    fn safety(&self) {
+        let seen = self.sh.trace.violations();
+        let writes = self.sh.trace.edge_writes();
+        for (name, what) in [
+            (
+                NO_LOST_UPDATES,
+                "no stored object went back to an older version",
+            ),
+            (NO_RESURRECTION, "no deleted object came back"),
+            (OWN_OBJECTS_ONLY, "every node stored only pods bound to it"),
+        ] {
+            let detail = match seen.get(name) {
+                None => format!("{what} ({writes} edge writes checked)"),
+                Some(v) => format!("{} violations, first: {:?}", v.count, v.first),
+            };
+            self.sh.check(check(
+                name,
+                CheckKind::Safety,
+                !seen.contains_key(name),
+                detail,
+            ));
+        }
+    }
+}
+
+/// Names of the configmaps a pod's containers reference.
+fn referenced_configmaps(p: &Pod) -> BTreeSet<String> {
+    let v = serde_json::to_value(p).unwrap_or(Value::Null);
+    let mut out = BTreeSet::new();
+    let containers = v.pointer("/spec/containers").and_then(Value::as_array);
+    for c in containers.into_iter().flatten() {
+        let env = c.get("env").and_then(Value::as_array);
+        for e in env.into_iter().flatten() {
+            if let Some(n) = e
+                .pointer("/valueFrom/configMapKeyRef/name")
+                .and_then(Value::as_str)
+            {
+                out.insert(n.to_owned());
+            }
+        }
+    }
+    out
+}
+
+/// key → (uid, resourceVersion) of the pods and configmaps in `store`.
+fn held_objects(store: &ke_edge::metamanager::MetaStore) -> BTreeMap<String, (String, u64)> {
+    let mut out = BTreeMap::new();
+    for (kind, word) in [
+        (ResourceType::Pod, "pod"),
+        (ResourceType::ConfigMap, "configmap"),
+    ] {
+        for v in store.list(None, &kind).unwrap_or_default() {
+            let m = |p: &str| {
+                v.pointer(p)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let key = format!(
+                "{}/{word}/{}",
+                m("/metadata/namespace"),
+                m("/metadata/name")
+            );
+            let rv = m("/metadata/resourceVersion").parse().unwrap_or(0);
+            out.insert(key, (m("/metadata/uid"), rv));
+        }
+    }
+    out
+}
