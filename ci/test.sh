@@ -18,3 +18,5 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+echo "== simulator smoke set"
+bash ci/smoke.sh

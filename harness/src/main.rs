@@ -54,6 +54,9 @@ struct Common {
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Also write the event log (the digest's input) to this file.
+    #[arg(long)]
+    events: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -120,7 +123,8 @@ fn load(path: &Path) -> Result<Scenario> {
 }
 
 /// One run with a progress bar; the work directory is removed afterwards.
-fn run_once(sc: &Scenario, seed: u64, nodes: Option<usize>, quiet: bool) -> Result<Outcome> {
+fn run_once(sc: &Scenario, seed: u64, nodes: Option<usize>, c: &Common) -> Result<Outcome> {
+    let quiet = c.quiet;
     let work = tempfile::Builder::new()
         .prefix("fleet-")
         .tempdir()
@@ -130,6 +134,7 @@ fn run_once(sc: &Scenario, seed: u64, nodes: Option<usize>, quiet: bool) -> Resu
         nodes,
         work_dir: work.path().to_owned(),
         epoch: midnight(),
+        events: c.events.clone(),
     };
     let bar = if quiet {
         ProgressBar::hidden()
@@ -186,7 +191,7 @@ fn summary(o: &Outcome) -> String {
 fn cmd_run(c: &Common, nodes: Option<usize>, out: Option<PathBuf>) -> Result<u8> {
     let sc = load(&c.scenario)?;
     let seed = c.seed.unwrap_or(sc.seed);
-    let o = run_once(&sc, seed, nodes, c.quiet)?;
+    let o = run_once(&sc, seed, nodes, c)?;
     let dir = out.unwrap_or_else(|| Path::new("reports").join(&sc.name).join(seed.to_string()));
     let cmd = repro(&c.scenario, seed, nodes);
     report::write_reports(&o, &dir, &cmd)?;
@@ -205,12 +210,46 @@ fn cmd_run(c: &Common, nodes: Option<usize>, out: Option<PathBuf>) -> Result<u8>
     Ok(code)
 }
 
+/// Runs `fleet run` in a child process and reads its report. A seed replays only in a
+/// fresh process: tokio's task ids are process-wide, and they decide the order in which a
+/// crashed host's tasks (and their sockets) are dropped.
+fn run_child(c: &Common, seed: u64, nodes: Option<usize>, out: &Path) -> Result<Outcome> {
+    let me = std::env::current_exe().context("finding the fleet binary")?;
+    let mut cmd = std::process::Command::new(&me);
+    cmd.arg("run")
+        .arg(&c.scenario)
+        .arg("--seed")
+        .arg(seed.to_string());
+    cmd.arg("--out").arg(out);
+    if let Some(n) = nodes {
+        cmd.arg("--nodes").arg(n.to_string());
+    }
+    if c.quiet {
+        cmd.arg("--quiet");
+    }
+    if let Some(events) = &c.events {
+        cmd.arg("--events").arg(events);
+    }
+    let status = cmd.status().context("running fleet run")?;
+    let text = std::fs::read_to_string(out.join("report.json"))
+        .with_context(|| format!("reading {} (fleet run: {status})", out.display()))?;
+    serde_json::from_str(&text).context("parsing report.json")
+}
+
 fn cmd_determinism(c: &Common, nodes: Option<usize>) -> Result<u8> {
     let sc = load(&c.scenario)?;
     let seed = c.seed.unwrap_or(sc.seed);
-    let a = run_once(&sc, seed, nodes, c.quiet)?;
-    let b = run_once(&sc, seed, nodes, c.quiet)?;
-    eprintln!("{}\n{}", summary(&a), summary(&b));
+    let dir = tempfile::Builder::new()
+        .prefix("fleet-determinism-")
+        .tempdir()
+        .context("creating a directory for the two reports")?;
+    let with_suffix = |x: &str| {
+        let mut c = c.clone();
+        c.events = c.events.map(|p| p.with_extension(x));
+        c
+    };
+    let a = run_child(&with_suffix("a"), seed, nodes, &dir.path().join("a"))?;
+    let b = run_child(&with_suffix("b"), seed, nodes, &dir.path().join("b"))?;
     if a.digest == b.digest && a.events == b.events {
         eprintln!(
             "deterministic: both runs gave digest {} over {} events",
@@ -222,9 +261,9 @@ fn cmd_determinism(c: &Common, nodes: Option<usize>) -> Result<u8> {
             "NOT deterministic: {} ({} events) vs {} ({} events)",
             a.digest, a.events, b.digest, b.events
         );
+        let cmd = repro(&c.scenario, seed, nodes).replacen(" -- run ", " -- determinism ", 1);
         eprintln!(
-            "reproduce with: {}",
-            repro(&c.scenario, seed, nodes).replace(" run ", " determinism ")
+            "reproduce with: {cmd} --events /tmp/events (then diff /tmp/events.a /tmp/events.b)"
         );
         Ok(1)
     }
@@ -234,28 +273,11 @@ fn cmd_perf(c: &Common, sizes: &[usize], out: Option<PathBuf>) -> Result<u8> {
     let sc = load(&c.scenario)?;
     let seed = c.seed.unwrap_or(sc.seed);
     let dir = out.unwrap_or_else(|| Path::new("reports").join("perf").join(&sc.name));
-    let me = std::env::current_exe().context("finding the fleet binary")?;
     let mut all = Vec::new();
     let mut worst = 0;
     for &n in sizes {
         // One process per size: peak RSS (VmHWM) never goes down within a process.
-        let run_dir = dir.join(format!("{n}-nodes"));
-        let mut cmd = std::process::Command::new(&me);
-        cmd.arg("run")
-            .arg(&c.scenario)
-            .arg("--seed")
-            .arg(seed.to_string());
-        cmd.arg("--nodes")
-            .arg(n.to_string())
-            .arg("--out")
-            .arg(&run_dir);
-        if c.quiet {
-            cmd.arg("--quiet");
-        }
-        let status = cmd.status().context("running fleet run")?;
-        let text = std::fs::read_to_string(run_dir.join("report.json"))
-            .with_context(|| format!("reading the {n}-node report (fleet run: {status})"))?;
-        let o: Outcome = serde_json::from_str(&text).context("parsing report.json")?;
+        let o = run_child(c, seed, Some(n), &dir.join(format!("{n}-nodes")))?;
         worst = worst.max(o.exit_code());
         all.push(o);
         report::write_perf(&all, &dir)?;

@@ -31,6 +31,8 @@ pub struct RunOptions {
     /// Wall-clock epoch of simulated time 0 (certificates are checked against real time by
     /// the kube client, so use a recent instant).
     pub epoch: OffsetDateTime,
+    /// Copy the event log (the digest's input) to this file.
+    pub events: Option<PathBuf>,
 }
 
 /// Progress, reported once a simulated second.
@@ -423,12 +425,15 @@ pub fn run(scenario: &Scenario, opts: &RunOptions, progress: impl FnMut(Progress
         sc.fleet.nodes = n;
     }
     sc.seed = opts.seed;
-    let sh = Arc::new(Shared::new(
-        sc.clone(),
-        opts.seed,
-        opts.work_dir.clone(),
-        opts.epoch,
-    ));
+    let mut shared = Shared::new(sc.clone(), opts.seed, opts.work_dir.clone(), opts.epoch);
+    if let Some(file) = opts
+        .events
+        .as_ref()
+        .and_then(|p| std::fs::File::create(p).ok())
+    {
+        shared.trace = Arc::new(crate::trace::Trace::with_log(file));
+    }
+    let sh = Arc::new(shared);
     sh.trace.event_at(
         Duration::ZERO,
         format_args!(
@@ -479,5 +484,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions, progress: impl FnMut(Progress
         metrics,
         api_base,
     };
-    crate::assemble::outcome(&sh, &sc, end)
+    let outcome = crate::assemble::outcome(&sh, &sc, end);
+    sh.trace.flush();
+    outcome
 }

@@ -57,6 +57,8 @@ struct Inner {
     deleted: BTreeSet<(u32, String)>,
     violations: BTreeMap<&'static str, Violations>,
     edge_writes: u64,
+    /// Where the event log is copied, if asked.
+    log: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 /// The run's shared record (one per run; hosts hold it through an `Arc`).
@@ -96,6 +98,7 @@ impl Default for Trace {
                 deleted: BTreeSet::new(),
                 violations: BTreeMap::new(),
                 edge_writes: 0,
+                log: None,
             }),
         }
     }
@@ -106,6 +109,20 @@ fn now() -> Duration {
 }
 
 impl Trace {
+    /// A trace that also writes its event log to `file`.
+    pub fn with_log(file: std::fs::File) -> Self {
+        let t = Self::default();
+        t.lock().log = Some(std::io::BufWriter::new(file));
+        t
+    }
+
+    /// Flushes the event log copy.
+    pub fn flush(&self) {
+        if let Some(log) = self.lock().log.as_mut() {
+            let _ = std::io::Write::flush(log);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -118,6 +135,9 @@ impl Trace {
         let _ = writeln!(inner.line, "{} {what}", t.as_millis());
         inner.hasher.update(inner.line.as_bytes());
         inner.events += 1;
+        if let Some(log) = inner.log.as_mut() {
+            let _ = std::io::Write::write_all(log, inner.line.as_bytes());
+        }
     }
 
     /// Appends one event at the current simulated time (inside a host or client).
@@ -126,11 +146,21 @@ impl Trace {
     }
 
     /// Records that the API server accepted a write `node` must see.
+    /// Nothing is expected if the node already holds what the write asks for.
     pub fn expect(&self, node: u32, key: String, expect: Expect) {
         let since = now();
-        self.lock()
-            .pending
-            .insert((node, key), Pending { expect, since });
+        let mut g = self.lock();
+        let key = (node, key);
+        let held = g.held.get(&key).map(|(_, rv)| *rv);
+        let done = match expect {
+            Expect::AtLeast(want) => held.is_some_and(|rv| rv >= want),
+            Expect::Gone => held.is_none(),
+        };
+        if done {
+            g.pending.remove(&key);
+        } else {
+            g.pending.insert(key, Pending { expect, since });
+        }
     }
 
     /// Writes still on their way.

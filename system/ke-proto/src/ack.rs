@@ -51,6 +51,18 @@ impl Message {
                 .is_some_and(|ts| !ts.is_null())
     }
 
+    /// True for a *release*: a delete marked [`crate::inventory::RELEASED_ANNOTATION`] (the
+    /// object still exists; the node merely no longer needs it, so it may come back).
+    pub fn is_release(&self) -> bool {
+        self.route.operation == Operation::Delete
+            && self
+                .content
+                .value()
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(crate::inventory::RELEASED_ANNOTATION))
+                .is_some()
+    }
+
     fn no_ack_required(&self) -> bool {
         const NO_ACK_SUBSTRINGS: [&str; 5] = [
             "podlist",

@@ -4,7 +4,7 @@
 //! - the *ACK store*: ACK-mode messages keyed by object UID (group `resource`, not a
 //!   `response`), otherwise by message id. A newer message for a key replaces the stored one
 //!   only if its resourceVersion is larger and the stored one is not a delete; a delete always
-//!   replaces. A replaced message that was in flight is forgotten (its late ACK is ignored) and
+//!   replaces; a send of an object replaces its pending release (edgefleet's addition). A replaced message that was in flight is forgotten (its late ACK is ignored) and
 //!   the newer one is sent instead. Bounded by objects, not by messages.
 //! - the *no-ACK queue*: sent once, in order, forgotten; bounded by messages.
 //!
@@ -42,6 +42,8 @@ struct Entry {
     msg: Message,
     rv: Option<u64>,
     delete: bool,
+    /// A delete that is only a release (the object may be sent again).
+    release: bool,
     state: State,
     /// Times this message ran out of sends (drives the backoff).
     timeouts: u32,
@@ -54,6 +56,7 @@ impl Entry {
         Self {
             rv: msg.header.resource_version.parse().ok(),
             delete: msg.is_delete(),
+            release: msg.is_release(),
             msg,
             state: State::Ready,
             timeouts: 0,
@@ -62,13 +65,15 @@ impl Entry {
     }
 
     /// KubeEdge's store rule: deletes always win; nothing replaces a delete; otherwise the
-    /// larger resourceVersion wins.
+    /// larger resourceVersion wins. One addition: a pending *release* is replaced by a later
+    /// send of the object (the node needs it again; its version may be the same), or the
+    /// edge would drop an object its new pod references.
     fn supersedes(&self, old: &Entry) -> bool {
         if self.delete {
             return true;
         }
         if old.delete {
-            return false;
+            return old.release;
         }
         match (self.rv, old.rv) {
             (Some(new), Some(old)) => new > old,

@@ -147,3 +147,33 @@ fn noack_and_reset() {
     q.reset_inflight();
     assert_eq!(ids(&q.poll(t, 10)), ["n1", "n2", "a", "b"]);
 }
+
+/// Goal: a configmap released from a node and referenced again before the release left the
+/// queue reaches the node (the fleet simulator found it dropped: nothing replaced a delete,
+/// and the resend carried the same resourceVersion). Method: queue a release, then an insert
+/// of the same UID and version; the insert is what one poll sends. A real delete still wins.
+#[test]
+fn a_send_replaces_a_pending_release_but_not_a_delete() {
+    let mut q = NodeQueue::new(limits());
+    let t = Instant::now();
+    let mut release = pod("r", "u1", 5, Operation::Delete);
+    release.content = Content(json!({"metadata": {"name": "p", "uid": "u1",
+        "annotations": {ke_proto::inventory::RELEASED_ANNOTATION: "true"}}}));
+    assert!(release.is_release());
+    assert_eq!(q.push(release), Ok(Queued::New));
+    assert_eq!(
+        q.push(pod("i", "u1", 5, Operation::Insert)),
+        Ok(Queued::Replaced)
+    );
+    assert_eq!(ids(&q.poll(t, 10)), ["i"]);
+    let mut q = NodeQueue::new(limits());
+    assert_eq!(
+        q.push(pod("d", "u2", 5, Operation::Delete)),
+        Ok(Queued::New)
+    );
+    assert_eq!(
+        q.push(pod("i", "u2", 6, Operation::Insert)),
+        Ok(Queued::Superseded)
+    );
+    assert_eq!(ids(&q.poll(t, 10)), ["d"]);
+}
