@@ -324,7 +324,7 @@ impl Loop<'_> {
         let nodes = self.sh.nodes.len() as u64;
         let mut next_sample = Duration::ZERO;
         loop {
-            let done = self.sim.step().map_err(|e| e.to_string())?;
+            let done = self.sim.step().map_err(|e| chain(&*e))?;
             let t = self.sim.elapsed();
             if done {
                 return Ok(());
@@ -369,6 +369,18 @@ impl Loop<'_> {
             }
         }
     }
+}
+
+/// An error with its causes, `a: b: c`.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// `field` of /proc/self/status, in bytes (0 where unknown).

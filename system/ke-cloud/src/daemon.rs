@@ -332,11 +332,35 @@ async fn bind<T: Transport>(
 /// CloudHub settings from `modules.cloudHub`.
 fn hub_config(cfg: &CloudCoreConfig) -> HubConfig {
     let h = &cfg.modules.cloud_hub;
+    let node_limit = usize::try_from(h.node_limit).unwrap_or(usize::MAX);
+    let defaults = HubConfig::default();
     HubConfig {
-        node_limit: usize::try_from(h.node_limit).unwrap_or(usize::MAX),
+        node_limit,
+        // Queues of offline nodes are kept too: room for every node the limit admits, and
+        // as many again that went away (found by the fleet simulator: a nodeLimit above the
+        // default queue bound made cloudcore refuse to start).
+        node_queues_max: defaults.node_queues_max.max(node_limit.saturating_mul(2)),
         keepalive_interval: h.keepalive(),
         write_timeout: h.write_timeout(),
         node_authorization: h.authorization.enable && !h.authorization.debug,
-        ..HubConfig::default()
+        ..defaults
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: any `nodeLimit` gives a valid CloudHub configuration (a limit above the default
+    /// queue bound used to stop cloudcore at start).
+    #[test]
+    fn a_large_node_limit_gives_a_valid_hub_config() {
+        let mut cfg = CloudCoreConfig::default();
+        for limit in [1, 500, 1000, 5000, 100_000] {
+            cfg.modules.cloud_hub.node_limit = limit;
+            let hub = hub_config(&cfg);
+            assert_eq!(hub.validate(), Ok(()), "nodeLimit {limit}");
+            assert!(hub.node_queues_max >= hub.node_limit);
+        }
     }
 }
