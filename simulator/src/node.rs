@@ -32,6 +32,8 @@ use ke_edge::{
     metamanager::MetaStore,
 };
 use ke_net::{Listener, Transport, TurmoilTransport, sim::TurmoilListener};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use turmoil::net::TcpStream;
 
@@ -49,9 +51,35 @@ pub struct NodeCtl {
     graveyard: Mutex<Vec<TcpStream>>,
     /// Whether EdgeHub has a session now.
     pub connected: AtomicBool,
+    /// Segment loss on the node's link, in parts per million (see [`NodeStream`]).
+    loss_ppm: AtomicU64,
+    /// Draws for the loss model (seeded per node).
+    rng: Mutex<Option<ChaCha8Rng>>,
 }
 
+/// The retransmission stall a lost segment costs (Linux's initial RTO).
+pub const RTO: Duration = Duration::from_secs(1);
+
 impl NodeCtl {
+    /// Sets the link's segment loss (0..=1), its draws seeded by `seed`.
+    pub fn set_loss(&self, loss: f64, seed: u64) {
+        let ppm = (loss.clamp(0.0, 1.0) * 1e6).round() as u64;
+        self.loss_ppm.store(ppm, Ordering::Relaxed);
+        *self.rng.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(ChaCha8Rng::seed_from_u64(seed));
+    }
+
+    /// Whether the next segment is lost (and must be retransmitted).
+    fn lose(&self) -> bool {
+        let ppm = self.loss_ppm.load(Ordering::Relaxed);
+        if ppm == 0 {
+            return false;
+        }
+        let mut g = self.rng.lock().unwrap_or_else(PoisonError::into_inner);
+        g.as_mut()
+            .is_some_and(|r| r.random_range(0..1_000_000) < ppm)
+    }
+
     /// Starts or ends a cut.
     pub fn set_cut(&self, cut: bool) {
         if cut {
@@ -132,6 +160,9 @@ impl NodeTransport {
             ctl: self.ctl.clone(),
             wire: self.wire.clone(),
             epoch: self.ctl.epoch.load(Ordering::Relaxed),
+            read_stall: None,
+            write_stall: None,
+            held: Vec::new(),
         }
     }
 }
@@ -157,13 +188,38 @@ impl Listener for NodeListener {
     }
 }
 
-/// A turmoil stream that dies when its node is cut.
+/// A turmoil stream that dies when its node is cut, and models segment loss on a lossy link
+/// as TCP does: a lost segment is retransmitted after [`RTO`], holding back everything
+/// behind it (turmoil's own loss would kill the stream, as its TCP never retransmits).
 #[derive(Debug)]
 pub struct NodeStream {
     inner: Option<TcpStream>,
     ctl: Arc<NodeCtl>,
     wire: Arc<Wire>,
     epoch: u64,
+    read_stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    write_stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Bytes read with a lost segment, released when its stall ends.
+    held: Vec<u8>,
+}
+
+/// Waits out a pending stall, or starts one when the next segment is lost. Ready when the
+/// segment may pass.
+fn stall(
+    slot: &mut Option<Pin<Box<tokio::time::Sleep>>>,
+    ctl: &NodeCtl,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    if slot.is_none() && ctl.lose() {
+        *slot = Some(Box::pin(tokio::time::sleep(RTO)));
+    }
+    if let Some(s) = slot.as_mut() {
+        if s.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        *slot = None;
+    }
+    Poll::Ready(())
 }
 
 impl NodeStream {
@@ -200,13 +256,33 @@ impl AsyncRead for NodeStream {
         if self.dead() {
             return Poll::Pending;
         }
+        let this = &mut *self;
+        // Data that arrived with a lost segment waits out the retransmission.
+        if let Some(st) = this.read_stall.as_mut() {
+            if st.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.read_stall = None;
+        }
+        if !this.held.is_empty() {
+            let n = this.held.len().min(buf.remaining());
+            buf.put_slice(&this.held[..n]);
+            this.held.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
-        let Some(s) = self.inner.as_mut() else {
+        let Some(s) = this.inner.as_mut() else {
             return Poll::Ready(Err(gone()));
         };
         let r = Pin::new(s).poll_read(cx, buf);
-        let n = (buf.filled().len() - before) as u64;
-        self.wire.down.fetch_add(n, Ordering::Relaxed);
+        let n = buf.filled().len() - before;
+        this.wire.down.fetch_add(n as u64, Ordering::Relaxed);
+        if n > 0 && this.ctl.lose() {
+            this.held.extend_from_slice(&buf.filled()[before..]);
+            buf.set_filled(before);
+            this.read_stall = Some(Box::pin(tokio::time::sleep(RTO)));
+            return self.poll_read(cx, buf);
+        }
         r
     }
 }
@@ -219,6 +295,10 @@ impl AsyncWrite for NodeStream {
     ) -> Poll<io::Result<usize>> {
         if self.dead() {
             return Poll::Ready(Ok(buf.len()));
+        }
+        let this = &mut *self;
+        if stall(&mut this.write_stall, &this.ctl, cx).is_pending() {
+            return Poll::Pending;
         }
         let Some(s) = self.inner.as_mut() else {
             return Poll::Ready(Err(gone()));

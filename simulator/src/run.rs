@@ -407,21 +407,22 @@ fn build(sc: &Scenario, sh: &Arc<Shared>) -> turmoil::Sim<'static> {
     fleet::add_api(&mut sim, sh);
     fleet::add_cloud(&mut sim, sh);
     fleet::add_sites(&mut sim, sh);
-    for s in 0..sc.fleet.sites {
-        let h = site_host(s);
-        if net.loss > 0.0 {
-            sim.set_link_fail_rate(CLOUD, h.as_str(), net.loss);
-        }
-    }
+    let mut loss = vec![net.loss; sc.fleet.sites];
     for link in &net.site {
         for s in link.sites.resolve(sc.fleet.sites) {
             let h = site_host(s);
             if let Some(ms) = link.latency_max_ms {
                 sim.set_link_max_message_latency(CLOUD, h.as_str(), Duration::from_millis(ms));
             }
-            if let Some(loss) = link.loss {
-                sim.set_link_fail_rate(CLOUD, h.as_str(), loss);
+            if let Some(l) = link.loss {
+                loss[s] = l;
             }
+        }
+    }
+    for (i, ctl) in sh.nodes.iter().enumerate() {
+        let l = loss[sh.site_of(i)];
+        if l > 0.0 {
+            ctl.set_loss(l, sh.seed ^ (i as u64).wrapping_mul(0x2545_f491_4f6c_dd1d));
         }
     }
     let d = sh.clone();

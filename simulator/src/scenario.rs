@@ -151,8 +151,9 @@ pub struct Network {
     pub latency_min_ms: u64,
     /// Largest one-way latency, ms (turmoil draws from an exponential curve in between).
     pub latency_max_ms: u64,
-    /// Share of messages lost on site links (turmoil TCP does not retransmit: a loss kills
-    /// the stream, which the hubs' timeouts notice).
+    /// Share of TCP segments lost on site links. Modeled as TCP recovers from it: each read
+    /// or write of a node's stream is held back by a retransmission timeout (1 s) with this
+    /// probability (turmoil's own loss would kill the stream: its TCP never retransmits).
     pub loss: f64,
     /// Overrides per site.
     pub site: Vec<SiteLink>,
