@@ -122,6 +122,12 @@ impl Driver {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn connected(&self) -> usize {
+        let up =
+            |n: &&Arc<crate::node::NodeCtl>| n.connected.load(std::sync::atomic::Ordering::Relaxed);
+        self.sh.nodes.iter().filter(up).count()
+    }
+
     async fn await_ready(&self) -> Option<Duration> {
         let limit = Duration::from_secs(self.sh.scenario.checks.ready_within_s);
         loop {
@@ -422,10 +428,11 @@ impl Driver {
         loop {
             let pending = self.sh.trace.pending();
             let (diffs, first) = self.compare(&snap);
-            if diffs == 0 && pending == 0 {
+            let offline = self.sh.nodes.len() - self.connected();
+            if diffs == 0 && pending == 0 && offline == 0 {
                 let took = now().saturating_sub(quiet).as_secs_f64();
                 let detail = format!(
-                    "every node matched the API server {took:.1} s after the last fault or phase"
+                    "every node connected and matched the API server {took:.1} s after the last fault or phase"
                 );
                 self.sh
                     .check(check("converged", CheckKind::Liveness, true, detail));
@@ -433,7 +440,7 @@ impl Driver {
             }
             if now() >= deadline {
                 let detail = format!(
-                    "not converged {} s after the last fault or phase: {diffs} differences {first:?}, {pending} writes not arrived {:?}",
+                    "not converged {} s after the last fault or phase: {offline} nodes offline, {diffs} differences {first:?}, {pending} writes not arrived {:?}",
                     within.as_secs(),
                     self.sh.trace.pending_sample()
                 );

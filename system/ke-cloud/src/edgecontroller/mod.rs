@@ -227,6 +227,7 @@ impl EdgeController {
             ),
             metrics: self.metrics.clone(),
             relist: [None, None, None],
+            listed: [false; 3],
             seen,
         };
         loop {
@@ -343,6 +344,8 @@ struct Loop {
     metrics: Arc<Metrics>,
     /// Keys seen during a relist, per kind (pod, configmap, secret).
     relist: [Option<BTreeSet<ObjKey>>; 3],
+    /// Kinds whose watch finished a first list (pod, configmap, secret).
+    listed: [bool; 3],
     /// Session changes for the node lifecycle task (dropped when it lags: it is advisory).
     seen: mpsc::Sender<lifecycle::Seen>,
 }
@@ -512,6 +515,11 @@ impl Loop {
             watcher::Event::InitDone => {
                 let seen = seen.take().unwrap_or_default();
                 self.finish_relist(kind, &seen);
+                self.listed[slot(kind)] = true;
+                if self.listed.iter().all(|l| *l) {
+                    let index = self.index.clone();
+                    self.sync.index_ready(&lock(&index));
+                }
                 None
             }
         }

@@ -31,6 +31,9 @@ use crate::cloudhub::HubHandle;
 enum Phase {
     /// Connected; waiting for the inventory until the deadline.
     Awaiting { deadline: Instant },
+    /// The inventory arrived before the index finished its first list: reconcile when it
+    /// has (reconciling against a partial index would delete the edge's live objects).
+    Inventoried,
     /// Resynced; live changes flow.
     Live,
 }
@@ -59,6 +62,8 @@ pub(crate) struct Sync {
     metrics: Arc<Metrics>,
     inventory_wait: Duration,
     nodes: BTreeMap<String, NodeSync>,
+    /// The index holds every pod, configmap and secret (each watch finished its first list).
+    index_ready: bool,
 }
 
 impl Sync {
@@ -76,6 +81,32 @@ impl Sync {
             metrics,
             inventory_wait,
             nodes: BTreeMap::new(),
+            index_ready: false,
+        }
+    }
+
+    /// The index finished its first list of every kind: nodes whose inventory arrived
+    /// meanwhile are reconciled now. Until then nothing is reconciled or expired.
+    pub(crate) fn index_ready(&mut self, index: &Index) {
+        if self.index_ready {
+            return;
+        }
+        self.index_ready = true;
+        let waiting: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|(_, s)| s.phase == Phase::Inventoried)
+            .map(|(n, _)| n.clone())
+            .collect();
+        info!(
+            nodes = waiting.len(),
+            "index complete; resyncing waiting nodes"
+        );
+        for node in waiting {
+            if let Some(s) = self.nodes.get_mut(&node) {
+                s.phase = Phase::Live;
+            }
+            self.reconcile(&node, index);
         }
     }
 
@@ -99,17 +130,23 @@ impl Sync {
 
     /// The earliest inventory deadline, if any node is waiting.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        if !self.index_ready {
+            return None;
+        }
         self.nodes
             .values()
             .filter_map(|s| match s.phase {
                 Phase::Awaiting { deadline } => Some(deadline),
-                Phase::Live => None,
+                Phase::Inventoried | Phase::Live => None,
             })
             .min()
     }
 
     /// Nodes whose inventory did not come in time get everything (a stock edgecore).
     pub(crate) fn expire(&mut self, index: &Index) {
+        if !self.index_ready {
+            return;
+        }
         let now = Instant::now();
         let late: Vec<String> = self
             .nodes
@@ -140,8 +177,13 @@ impl Sync {
             .filter(|(key, _)| managed(key))
             .map(|(key, h)| (key, (h.uid, h.rv)))
             .collect();
-        state.phase = Phase::Live;
         self.metrics.inc(&self.metrics.inventories);
+        if !self.index_ready {
+            state.phase = Phase::Inventoried;
+            debug!(%node, "inventory kept until the index is complete");
+            return;
+        }
+        state.phase = Phase::Live;
         self.reconcile(node, index);
     }
 
