@@ -62,6 +62,9 @@ pub(crate) struct Sync {
     metrics: Arc<Metrics>,
     inventory_wait: Duration,
     nodes: BTreeMap<String, NodeSync>,
+    /// Inventory deadlines of the nodes still awaiting one (kept apart so finding the next
+    /// deadline does not scan every node on every event).
+    awaiting: BTreeMap<String, Instant>,
     /// The index holds every pod, configmap and secret (each watch finished its first list).
     index_ready: bool,
 }
@@ -81,6 +84,7 @@ impl Sync {
             metrics,
             inventory_wait,
             nodes: BTreeMap::new(),
+            awaiting: BTreeMap::new(),
             index_ready: false,
         }
     }
@@ -119,12 +123,14 @@ impl Sync {
             held: BTreeMap::new(),
         };
         self.nodes.insert(node.to_owned(), state);
+        self.awaiting.insert(node.to_owned(), deadline);
     }
 
     /// A session ended (ignored if a newer one already started).
     pub(crate) fn disconnected(&mut self, node: &str, session: u64) {
         if self.nodes.get(node).is_some_and(|s| s.session == session) {
             self.nodes.remove(node);
+            self.awaiting.remove(node);
         }
     }
 
@@ -133,13 +139,7 @@ impl Sync {
         if !self.index_ready {
             return None;
         }
-        self.nodes
-            .values()
-            .filter_map(|s| match s.phase {
-                Phase::Awaiting { deadline } => Some(deadline),
-                Phase::Inventoried | Phase::Live => None,
-            })
-            .min()
+        self.awaiting.values().min().copied()
     }
 
     /// Nodes whose inventory did not come in time get everything (a stock edgecore).
@@ -149,12 +149,13 @@ impl Sync {
         }
         let now = Instant::now();
         let late: Vec<String> = self
-            .nodes
+            .awaiting
             .iter()
-            .filter(|(_, s)| matches!(s.phase, Phase::Awaiting { deadline } if deadline <= now))
+            .filter(|(_, deadline)| **deadline <= now)
             .map(|(n, _)| n.clone())
             .collect();
         for node in late {
+            self.awaiting.remove(&node);
             info!(%node, "no inventory from the edge; sending everything");
             self.metrics.inc(&self.metrics.inventory_timeouts);
             if let Some(s) = self.nodes.get_mut(&node) {
@@ -171,6 +172,7 @@ impl Sync {
             debug!(%node, "inventory from a node without a session; ignored");
             return;
         };
+        self.awaiting.remove(node);
         state.held = inv
             .objects
             .into_iter()

@@ -344,23 +344,21 @@ fn parse_value(key: &str, text: &str) -> Result<Value> {
 }
 
 fn tombstoned(conn: &Connection, uid: &str) -> Result<bool> {
-    conn.query_row("SELECT 1 FROM meta_tombstone WHERE uid = ?1", [uid], |_| {
-        Ok(())
-    })
-    .optional()
-    .map(|r| r.is_some())
-    .map_err(sql("read tombstone"))
+    conn.prepare_cached("SELECT 1 FROM meta_tombstone WHERE uid = ?1")
+        .and_then(|mut st| st.query_row([uid], |_| Ok(())))
+        .optional()
+        .map(|r| r.is_some())
+        .map_err(sql("read tombstone"))
 }
 
 /// `(uid, rv)` stored at `key`, or `None` if the key holds nothing. A `meta` row without a
 /// `meta_sync` row (written by another tool) has unknown identity and version.
 fn stored(tx: &Transaction<'_>, key: &str) -> Result<Option<Stored>> {
-    tx.query_row(
+    tx.prepare_cached(
         "SELECT coalesce(s.uid, ''), coalesce(s.resource_version, '')
          FROM meta m LEFT JOIN meta_sync s ON s.key = m.key WHERE m.key = ?1",
-        [key],
-        |r| Ok((r.get(0)?, r.get(1)?)),
     )
+    .and_then(|mut st| st.query_row([key], |r| Ok((r.get(0)?, r.get(1)?))))
     .optional()
     .map_err(sql("read stored"))
 }
@@ -403,9 +401,11 @@ fn delete(tx: &Transaction<'_>, change: &Change) -> Result<Applied> {
         (None, _) => false,
     };
     if let (Some((s_uid, s_rv)), true) = (&stored, matches) {
-        tx.execute("DELETE FROM meta WHERE key = ?1", [&change.key])
+        tx.prepare_cached("DELETE FROM meta WHERE key = ?1")
+            .and_then(|mut st| st.execute([&change.key]))
             .map_err(sql("delete"))?;
-        tx.execute("DELETE FROM meta_sync WHERE key = ?1", [&change.key])
+        tx.prepare_cached("DELETE FROM meta_sync WHERE key = ?1")
+            .and_then(|mut st| st.execute([&change.key]))
             .map_err(sql("delete"))?;
         let uid = change.uid.as_deref().unwrap_or(s_uid);
         let rv = if rv.is_empty() { s_rv.as_str() } else { &rv };
@@ -434,9 +434,11 @@ fn release(tx: &Transaction<'_>, change: &Change) -> Result<Applied> {
     {
         return Ok(Applied::Unchanged);
     }
-    tx.execute("DELETE FROM meta WHERE key = ?1", [&change.key])
+    tx.prepare_cached("DELETE FROM meta WHERE key = ?1")
+        .and_then(|mut st| st.execute([&change.key]))
         .map_err(sql("release"))?;
-    tx.execute("DELETE FROM meta_sync WHERE key = ?1", [&change.key])
+    tx.prepare_cached("DELETE FROM meta_sync WHERE key = ?1")
+        .and_then(|mut st| st.execute([&change.key]))
         .map_err(sql("release"))?;
     Ok(Applied::Deleted)
 }
@@ -447,22 +449,24 @@ fn non_empty(s: &str) -> Option<&str> {
 
 fn write_row(tx: &Transaction<'_>, change: &Change, obj: &Value) -> Result<()> {
     let text = obj.to_string();
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO meta (key, type, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE SET type = excluded.type, value = excluded.value",
-        params![change.key, change.kind, text],
     )
+    .and_then(|mut st| st.execute(params![change.key, change.kind, text]))
     .map_err(sql("write object"))?;
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO meta_sync (key, uid, resource_version) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE SET uid = excluded.uid,
              resource_version = excluded.resource_version",
-        params![
+    )
+    .and_then(|mut st| {
+        st.execute(params![
             change.key,
             change.uid.as_deref().unwrap_or_default(),
             change.rv.as_deref().unwrap_or_default()
-        ],
-    )
+        ])
+    })
     .map_err(sql("write version"))?;
     Ok(())
 }
@@ -472,16 +476,16 @@ fn add_tombstone(tx: &Transaction<'_>, uid: &str, key: &str, rv: &str) -> Result
     if uid.is_empty() {
         return Ok(());
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR REPLACE INTO meta_tombstone (uid, key, resource_version) VALUES (?1, ?2, ?3)",
-        params![uid, key, rv],
     )
+    .and_then(|mut st| st.execute(params![uid, key, rv]))
     .map_err(sql("write tombstone"))?;
-    tx.execute(
+    tx.prepare_cached(
         "DELETE FROM meta_tombstone WHERE rowid <=
          (SELECT rowid FROM meta_tombstone ORDER BY rowid DESC LIMIT 1 OFFSET ?1)",
-        [TOMBSTONES_MAX],
     )
+    .and_then(|mut st| st.execute([TOMBSTONES_MAX]))
     .map_err(sql("age out tombstones"))?;
     Ok(())
 }
