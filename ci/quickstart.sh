@@ -7,7 +7,7 @@
 # `fleet run` (e.g. --seed 7, --nodes 200).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-unset RUSTFLAGS
+unset RUSTFLAGS RUSTDOCFLAGS
 if ! command -v cargo >/dev/null; then
   echo "quickstart: cargo not found; install the Rust toolchain first" >&2
   exit 2

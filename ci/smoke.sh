@@ -5,7 +5,7 @@
 # 129 safety, 1 not deterministic).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-unset RUSTFLAGS
+unset RUSTFLAGS RUSTDOCFLAGS
 cargo build --locked -p edgefleet-harness --bin fleet
 FLEET="${CARGO_TARGET_DIR:-target}/debug/fleet"
 out="$(mktemp -d)"

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/deps.sh
 # RUSTFLAGS would replace .cargo/config.toml's --cfg tokio_unstable; never let it leak in.
-unset RUSTFLAGS
+unset RUSTFLAGS RUSTDOCFLAGS
 echo "== fmt"; cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build"; cargo build --workspace --all-targets --locked

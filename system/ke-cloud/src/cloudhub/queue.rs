@@ -14,7 +14,10 @@
 //! entries are in flight, so a slow edge leaves the rest in the store, where they coalesce.
 //! Resource versions that are not decimal integers compare as "newer" (Go panics on them).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    sync::Arc,
+};
 
 use ke_proto::{Delivery, Group, Message, Operation};
 use tokio::time::{Duration, Instant};
@@ -39,7 +42,8 @@ enum State {
 
 #[derive(Debug)]
 struct Entry {
-    msg: Message,
+    /// Shared with the frames handed out, so a (re)send does not copy the object.
+    msg: Arc<Message>,
     rv: Option<u64>,
     delete: bool,
     /// A delete that is only a release (the object may be sent again).
@@ -57,7 +61,7 @@ impl Entry {
             rv: msg.header.resource_version.parse().ok(),
             delete: msg.is_delete(),
             release: msg.is_release(),
-            msg,
+            msg: Arc::new(msg),
             state: State::Ready,
             timeouts: 0,
             first_sent: None,
@@ -121,7 +125,7 @@ impl From<&HubConfig> for QueueLimits {
 #[derive(Debug, Default)]
 pub(crate) struct Poll {
     /// Frames to write, in order.
-    pub(crate) frames: Vec<Message>,
+    pub(crate) frames: Vec<Arc<Message>>,
     /// How many of them are resends.
     pub(crate) resends: u64,
     /// Messages whose sends ran out (re-queued with backoff).
@@ -224,7 +228,7 @@ impl NodeQueue {
             let Some(msg) = self.noack.pop_front() else {
                 break;
             };
-            out.frames.push(msg);
+            out.frames.push(Arc::new(msg));
         }
         while out.frames.len() < batch_max && self.inflight < self.limits.inflight_max {
             let Some(key) = self.ready.pop_front() else {
@@ -257,7 +261,7 @@ impl NodeQueue {
                         sends: sends + 1,
                         deadline,
                     };
-                    out.frames.push(entry.msg.clone());
+                    out.frames.push(Arc::clone(&entry.msg));
                     out.resends += 1;
                     self.timers.insert((deadline, key));
                 }
@@ -286,7 +290,7 @@ impl NodeQueue {
         let deadline = now + self.limits.resend_interval;
         entry.state = State::InFlight { sends: 1, deadline };
         entry.first_sent.get_or_insert(now);
-        out.frames.push(entry.msg.clone());
+        out.frames.push(Arc::clone(&entry.msg));
         self.sent_ids
             .insert(entry.msg.header.id.clone(), key.clone());
         self.inflight += 1;

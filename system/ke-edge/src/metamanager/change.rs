@@ -54,7 +54,17 @@ impl Change {
         };
         let body = content_object(msg);
         let (key, kind) = object_key(msg, body.as_ref())?;
-        let write = match (is_delete, body.clone()) {
+        let meta_str = |field: &str| {
+            body.as_ref()
+                .and_then(|b| b.pointer(&format!("/metadata/{field}")))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let header_rv = Some(msg.header.resource_version.clone()).filter(|s| !s.is_empty());
+        let (uid, rv) = (meta_str("uid"), meta_str("resourceVersion").or(header_rv));
+        // The object moves into the write: no second copy of the content.
+        let write = match (is_delete, body) {
             (true, Some(b)) if released(&b) => Write::Release,
             (true, _) => Write::Delete,
             (false, Some(obj)) => Write::Upsert(obj),
@@ -64,19 +74,11 @@ impl Change {
                 });
             }
         };
-        let meta_str = |field: &str| {
-            body.as_ref()
-                .and_then(|b| b.pointer(&format!("/metadata/{field}")))
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
-        let header_rv = Some(msg.header.resource_version.clone()).filter(|s| !s.is_empty());
         Ok(Self {
             key,
             kind,
-            uid: meta_str("uid"),
-            rv: meta_str("resourceVersion").or(header_rv),
+            uid,
+            rv,
             write,
         })
     }
