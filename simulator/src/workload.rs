@@ -427,8 +427,15 @@ impl Driver {
             .store(snap.pods as u64, std::sync::atomic::Ordering::Relaxed);
         loop {
             let pending = self.sh.trace.pending();
-            let (diffs, first) = self.compare(&snap);
             let offline = self.sh.nodes.len() - self.connected();
+            // Comparing every store is the expensive part: only once nothing is in flight
+            // (or at the deadline, to say what differs).
+            let settled = pending == 0 && offline == 0;
+            let (diffs, first) = if settled || now() >= deadline {
+                self.compare(&snap)
+            } else {
+                (u64::MAX, Vec::new())
+            };
             if diffs == 0 && pending == 0 && offline == 0 {
                 let took = now().saturating_sub(quiet).as_secs_f64();
                 let detail = format!(
