@@ -7,6 +7,7 @@
 //! - `TurmoilTransport` (feature `turmoil`): turmoil's simulated network (module `sim`).
 //! - `kube_client` (feature `kube`): a `kube::Client` whose connections use a transport.
 //! - [`metrics`]: a tiny HTTP/1.1 server for a Prometheus endpoint ([`serve_metrics`]).
+//! - `tls` (feature `tls`): `ClockTime`, a rustls time source backed by ke-core's `Clock`.
 
 pub mod metrics;
 
@@ -14,12 +15,16 @@ pub mod metrics;
 pub mod kube_client;
 #[cfg(feature = "turmoil")]
 pub mod sim;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 #[cfg(feature = "kube")]
 pub use kube_client::{KubeClientError, kube_client};
 pub use metrics::serve_metrics;
 #[cfg(feature = "turmoil")]
 pub use sim::{TurmoilListener, TurmoilTransport};
+#[cfg(feature = "tls")]
+pub use tls::ClockTime;
 
 use std::{future::Future, io, net::SocketAddr};
 use tokio::io::{AsyncRead, AsyncWrite};

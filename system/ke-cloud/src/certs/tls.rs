@@ -1,7 +1,8 @@
 //! TLS for the certificate server: Go's `ClientAuth: RequestClientCert` (a client certificate
 //! is asked for but optional and not verified in the handshake; the handler verifies it, so a
 //! refusal is an HTTP status with a reason rather than a TLS alert), and certificate validity
-//! judged by the [`Clock`] seam instead of the host clock.
+//! judged by the [`Clock`] seam instead of the host clock ([`ClockTime`], from ke-net, shared
+//! with edgecore; re-exported here as before).
 
 use super::{Error, IssuedCert, authority::provider};
 use ke_core::Clock;
@@ -11,32 +12,11 @@ use rustls::{
     crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature},
     pki_types::{CertificateDer, UnixTime},
     server::danger::{ClientCertVerified, ClientCertVerifier},
-    time_provider::TimeProvider,
 };
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
-/// `clock`'s time as rustls wants it (times before 1970 clamp to the epoch).
-pub fn unix_time(clock: &dyn Clock) -> UnixTime {
-    let secs = u64::try_from(clock.now_utc().unix_timestamp()).unwrap_or(0);
-    UnixTime::since_unix_epoch(Duration::from_secs(secs))
-}
-
-/// A rustls time source backed by a [`Clock`].
-#[derive(Clone)]
-pub struct ClockTime(pub Arc<dyn Clock>);
-
-impl std::fmt::Debug for ClockTime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClockTime")
-    }
-}
-
-impl TimeProvider for ClockTime {
-    fn current_time(&self) -> Option<UnixTime> {
-        Some(unix_time(&*self.0))
-    }
-}
+pub use ke_net::tls::{ClockTime, unix_time};
 
 /// Asks for a client certificate, accepts any (or none), and still checks the handshake
 /// signature so that a presented certificate proves possession of its key.

@@ -136,7 +136,7 @@ pub(crate) fn check(
         .build()
         .map_err(|e| bad(format!("CA certificate unusable: {e}")))?;
     verifier
-        .verify_client_cert(cert_der, &[], tls::unix_time(clock))
+        .verify_client_cert(cert_der, &[], ke_net::tls::unix_time(clock))
         .map_err(|e| bad(format!("certificate does not verify against the CA: {e}")))?;
     let (_, x509) = x509_parser::parse_x509_certificate(cert_der)
         .map_err(|_| bad("certificate does not parse".into()))?;

@@ -1,10 +1,12 @@
 //! TLS client configurations for the bootstrap: one that trusts any server (only for the
 //! single `/ca.crt` download, whose bytes are then checked against the join token's hash, as
 //! KubeEdge does) and verified ones (the downloaded CA, optionally this node's certificate).
-//! Certificate validity is judged by the [`Clock`] seam.
+//! Certificate validity is judged by the [`Clock`] seam ([`ClockTime`], from ke-net, shared
+//! with cloudcore).
 
 use super::Error;
 use ke_core::Clock;
+use ke_net::ClockTime;
 use rustls::{
     ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
@@ -12,34 +14,12 @@ use rustls::{
         CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature,
     },
     pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime},
-    time_provider::TimeProvider,
 };
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 /// The crypto provider (ring, as the rest of the workspace).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// `clock`'s time as rustls wants it (times before 1970 clamp to the epoch).
-pub(crate) fn unix_time(clock: &dyn Clock) -> UnixTime {
-    let secs = u64::try_from(clock.now_utc().unix_timestamp()).unwrap_or(0);
-    UnixTime::since_unix_epoch(Duration::from_secs(secs))
-}
-
-/// A rustls time source backed by a [`Clock`].
-struct ClockTime(Arc<dyn Clock>);
-
-impl std::fmt::Debug for ClockTime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ClockTime")
-    }
-}
-
-impl TimeProvider for ClockTime {
-    fn current_time(&self) -> Option<UnixTime> {
-        Some(unix_time(&*self.0))
-    }
 }
 
 /// Accepts any server certificate. Used for exactly one request: `GET /ca.crt`, whose answer
