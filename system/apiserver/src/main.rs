@@ -8,7 +8,10 @@ use anyhow::Context as _;
 use clap::Parser;
 use ke_apiserver::{Deps, Server, ServerConfig};
 use ke_core::{Entropy, SystemClock};
-use ke_net::TokioTransport;
+use ke_net::{
+    TokioTransport,
+    process::{EX_USAGE, LogColour, UsageDetail, init_tracing, parse_args},
+};
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 /// Embedded Kubernetes-compatible API server (SQLite storage, HTTPS, bearer tokens).
@@ -26,42 +29,12 @@ struct Args {
     tls_san: Vec<String>,
 }
 
-const EX_USAGE: u8 = 64;
-
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match parse_args("apiserver", UsageDetail::UpToUsage) {
         Ok(a) => a,
-        Err(e)
-            if matches!(
-                e.kind(),
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
-            ) =>
-        {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            // clap puts details (e.g. the missing flag) on indented lines after the first;
-            // keep everything up to the usage block, on one line.
-            let text = e.to_string();
-            let line: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            let line = line.join(" ");
-            let line = line.trim_start_matches("error: ");
-            eprintln!("apiserver: {line} (see --help)");
-            return ExitCode::from(EX_USAGE);
-        }
+        Err(code) => return code,
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_tracing(LogColour::UnlessNoColor);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -92,21 +65,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let server = Server::start(cfg, deps).await.context("starting")?;
     tracing::info!(kubeconfig = %server.kubeconfig_path().display(), "ready");
-    server.serve(shutdown_signal()).await;
+    server.serve(ke_net::shutdown_signal!()).await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
 }

@@ -14,7 +14,10 @@ use ke_cloud::{
     daemon::{CloudCore, Deps},
 };
 use ke_core::{Entropy, SystemClock};
-use ke_net::TokioTransport;
+use ke_net::{
+    TokioTransport,
+    process::{EX_USAGE, LogColour, UsageDetail, init_tracing, parse_args},
+};
 
 /// KubeEdge's cloud daemon (edgefleet).
 #[derive(Debug, Parser)]
@@ -28,27 +31,13 @@ struct Args {
     defaultconfig: bool,
 }
 
-const EX_USAGE: u8 = 64;
-
 /// A failure before anything ran: bad flags or a bad configuration.
 struct Usage(String);
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match parse_args("cloudcore", UsageDetail::FirstLine) {
         Ok(a) => a,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            eprintln!(
-                "cloudcore: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(EX_USAGE);
-        }
+        Err(code) => return code,
     };
     if args.defaultconfig {
         let yaml = CloudCoreConfig::default().to_yaml();
@@ -68,14 +57,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_tracing(LogColour::IfTerminal);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -131,7 +113,7 @@ async fn run(cfg: CloudCoreConfig) -> anyhow::Result<()> {
         kubeconfig = ?core.kubeconfig_path(),
         "cloudcore ready"
     );
-    core.run(shutdown_signal())
+    core.run(ke_net::shutdown_signal!())
         .await
         .context("cloudcore stopped")
 }
@@ -151,19 +133,4 @@ async fn external_client(path: &str, master: &str) -> anyhow::Result<kube::Clien
             .with_context(|| format!("kubeAPIConfig.master `{master}`"))?;
     }
     kube::Client::try_from(config).context("building the kube client")
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-    }
 }

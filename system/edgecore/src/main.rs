@@ -21,7 +21,10 @@ use ke_edge::{
     edged::{ProcessConfig, ProcessRuntime, Runtime, SimConfig, SimRuntime},
     node::NodeResources,
 };
-use ke_net::{TokioTransport, Transport as _};
+use ke_net::{
+    TokioTransport, Transport as _,
+    process::{EX_USAGE, LogColour, UsageDetail, init_tracing, parse_args},
+};
 use tokio_util::sync::CancellationToken;
 
 /// KubeEdge's edge daemon (edgefleet).
@@ -36,8 +39,6 @@ struct Args {
     defaultconfig: bool,
 }
 
-const EX_USAGE: u8 = 64;
-
 /// Why edgecore exits non-zero.
 enum Failure {
     /// Bad flags or configuration: one line, exit 64.
@@ -47,27 +48,9 @@ enum Failure {
 }
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match parse_args("edgecore", UsageDetail::UpToUsage) {
         Ok(a) => a,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            // clap puts details (e.g. the missing flag) on indented lines after the first;
-            // keep everything up to the usage block, on one line.
-            let text = e.to_string();
-            let lines: Vec<&str> = text
-                .lines()
-                .take_while(|l| !l.trim().is_empty())
-                .map(str::trim)
-                .collect();
-            let line = lines.join(" ");
-            return usage(&format!(
-                "{} (see --help)",
-                line.trim_start_matches("error: ")
-            ));
-        }
+        Err(code) => return code,
     };
     if args.defaultconfig {
         let yaml = EdgeCoreConfig::default().to_yaml();
@@ -87,7 +70,7 @@ fn main() -> ExitCode {
         Ok(cfg) => cfg,
         Err(line) => return usage(&line),
     };
-    init_tracing();
+    init_tracing(LogColour::IfTerminal);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -114,17 +97,6 @@ fn usage(line: &str) -> ExitCode {
     let line = line.replace('\n', " ");
     eprintln!("edgecore: {line}");
     ExitCode::from(EX_USAGE)
-}
-
-fn init_tracing() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }
 
 /// Reads, parses and validates the configuration; the error is the one line to print.
@@ -176,7 +148,7 @@ async fn run_with<R: Runtime>(cfg: EdgeCoreConfig, runtime: R, path: &Path) -> R
     };
     let signals = async {
         tokio::select! {
-            () = shutdown_signal() => {}
+            () = ke_net::shutdown_signal!() => {}
             () = stop.cancelled() => {}
         }
         stop.cancel();
@@ -241,20 +213,5 @@ fn detect_node_ip(cfg: &mut EdgeCoreConfig) {
     {
         flag.node_ip = local.ip().to_string();
         tracing::info!(node_ip = %flag.node_ip, "nodeIP not set; using the route to the cloud");
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
     }
 }

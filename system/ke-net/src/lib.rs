@@ -8,11 +8,15 @@
 //! - `kube_client` (feature `kube`): a `kube::Client` whose connections use a transport.
 //! - [`metrics`]: a tiny HTTP/1.1 server for a Prometheus endpoint ([`serve_metrics`]).
 //! - `tls` (feature `tls`): `ClockTime`, a rustls time source backed by ke-core's `Clock`.
+//! - `process` (feature `process`): what the daemons' `main` functions share: stop on
+//!   SIGTERM/SIGINT, log set-up, clap usage errors as exit 64.
 
 pub mod metrics;
 
 #[cfg(feature = "kube")]
 pub mod kube_client;
+#[cfg(feature = "process")]
+pub mod process;
 #[cfg(feature = "turmoil")]
 pub mod sim;
 #[cfg(feature = "tls")]

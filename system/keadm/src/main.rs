@@ -23,6 +23,7 @@ mod reset;
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
+use ke_net::process::{UsageDetail, parse_args};
 
 /// Sets up edgefleet's cloudcore and edgecore (KubeEdge's keadm).
 #[derive(Debug, Parser)]
@@ -67,24 +68,10 @@ enum DebugCmd {
     },
 }
 
-const EX_USAGE: u8 = 64;
-
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let args: Args = match parse_args("keadm", UsageDetail::FirstLine) {
         Ok(a) => a,
-        Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let text = e.to_string();
-            let first = text.lines().next().unwrap_or_default();
-            eprintln!(
-                "keadm: {} (see --help)",
-                first.trim_start_matches("error: ")
-            );
-            return ExitCode::from(EX_USAGE);
-        }
+        Err(code) => return code,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
