@@ -80,6 +80,14 @@ enum Cmd {
         #[arg(long)]
         nodes: Option<usize>,
     },
+    /// Summarize existing run directories (each with a report.json) into perf.md/json/svg.
+    PerfSummary {
+        /// Where the summary goes.
+        #[arg(long)]
+        out: PathBuf,
+        /// Run directories.
+        runs: Vec<PathBuf>,
+    },
     /// Run a scenario at several fleet sizes and summarize speed and memory.
     Perf {
         #[command(flatten)]
@@ -115,6 +123,16 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Cmd::Run { common, nodes, out } => cmd_run(&common, nodes, out),
         Cmd::Determinism { common, nodes } => cmd_determinism(&common, nodes),
         Cmd::Perf { common, nodes, out } => cmd_perf(&common, &nodes, out),
+        Cmd::PerfSummary { out, runs } => {
+            let mut all = Vec::new();
+            for dir in &runs {
+                let text = std::fs::read_to_string(dir.join("report.json"))
+                    .with_context(|| format!("reading {}", dir.join("report.json").display()))?;
+                all.push(serde_json::from_str::<Outcome>(&text).context("parsing report.json")?);
+            }
+            report::write_perf(&all, &out)?;
+            Ok(0)
+        }
     }
 }
 

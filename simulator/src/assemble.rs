@@ -32,7 +32,8 @@ pub struct Ended {
     pub api_base: BTreeMap<String, u64>,
 }
 
-/// Percentiles (upper bucket bounds, ms) from CloudHub's ACK latency histogram.
+/// Percentiles (upper bucket bounds, ms; the overflow bucket reads as the largest bound)
+/// from CloudHub's ACK latency histogram.
 fn ack_percentiles(m: &MetricsSnapshot) -> Percentiles {
     let total: u64 = m.ack_latency_buckets.iter().sum();
     let at = |q: f64| {
@@ -41,9 +42,10 @@ fn ack_percentiles(m: &MetricsSnapshot) -> Percentiles {
         for (i, n) in m.ack_latency_buckets.iter().enumerate() {
             seen += n;
             if seen >= want.max(1) {
-                return ACK_LATENCY_BUCKETS
-                    .get(i)
-                    .map_or(f64::INFINITY, |s| s * 1000.0);
+                // The +Inf bucket reads as the largest bound (JSON has no infinity, and
+                // serde_json would write `null`, which no reader parses back as a number).
+                let bound = ACK_LATENCY_BUCKETS.get(i).or(ACK_LATENCY_BUCKETS.last());
+                return bound.map_or(0.0, |s| s * 1000.0);
             }
         }
         0.0
