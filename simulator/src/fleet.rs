@@ -90,8 +90,6 @@ pub struct Shared {
     pub dir: PathBuf,
     /// Wall-clock epoch of simulated time 0.
     pub epoch: OffsetDateTime,
-    /// Seeded randomness for the run loop and the driver.
-    pub entropy: Entropy,
     token: Slot<String>,
     api: Slot<ApiAccess>,
     hub: Slot<HubHandle>,
@@ -125,7 +123,6 @@ impl Shared {
             names,
             dir,
             epoch,
-            entropy: Entropy::seeded(Seed(seed), "fleet"),
             token: Mutex::default(),
             api: Mutex::default(),
             hub: Mutex::default(),
