@@ -421,6 +421,62 @@ async fn ack_stops_resend() {
     );
 }
 
+/// Goal: while EdgeController's channel is full a session still applies ACKs and does not
+/// time the edge out, and its upstream messages arrive later, in order. Method: a channel of
+/// one and two held messages per session; nobody reads the channel. The edge sends two
+/// messages (one in the channel, one held), ACKs a pod (counted at once), sends a third (the
+/// session is now full and stops reading) and waits past the keepalive interval; then the
+/// channel is drained.
+#[tokio::test]
+async fn acks_pass_while_the_upstream_channel_is_full() {
+    init_tracing();
+    let pki = Pki::new();
+    let cfg = HubConfig {
+        upstream_buffer_max: 1,
+        session_held_max: 2,
+        ..hub_cfg()
+    };
+    let mut hub = RunningHub::start(&pki, cfg, localhost0()).await;
+    let mut edge = Edge::start(&pki, hub.addr, "edge-1", "edge-1", edge_cfg());
+    hub.event().await;
+    let route = Route::new(
+        Source::Edged,
+        Group::Meta,
+        Operation::Update,
+        "default/podstatus/p",
+    );
+    let up = |i: u32| Message::new(format!("up-{i}"), 0, route.clone(), Content::text("{}"));
+    edge.up.send(up(1)).await.unwrap();
+    edge.up.send(up(2)).await.unwrap();
+    let handle = hub.handle.clone();
+    eventually("a held message", || handle.metrics().upstream_held == 1).await;
+    hub.handle
+        .send(&node("edge-1"), pod("m1", "u1", 5))
+        .unwrap();
+    let got = edge.recv().await;
+    edge.ack(&got).await;
+    eventually("the ACK behind a full channel", || {
+        handle.metrics().acks == 1
+    })
+    .await;
+    edge.up.send(up(3)).await.unwrap();
+    sleep(hub_cfg().keepalive_interval * 2).await;
+    for i in 1..=3 {
+        let (from, got) = timeout(WAIT, hub.out.upstream.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((from, got.header.id), (node("edge-1"), format!("up-{i}")));
+    }
+    sleep(hub_cfg().keepalive_interval * 2).await;
+    assert!(
+        hub.out.events.try_recv().is_err(),
+        "the session survived: no event after Connected"
+    );
+    let m = hub.handle.metrics();
+    assert_eq!((m.keepalive_timeouts, m.connected_nodes), (0, 1));
+}
+
 /// Goal: without an ACK the same message (same `msg_id`) is resent. Method: never ACK; expect
 /// at least three copies of `m1` and the resend counter to move.
 #[tokio::test]

@@ -46,6 +46,10 @@ pub struct HubConfig {
     pub malformed_frames_max: u32,
     /// Capacity of the upstream channel to EdgeController (4,096).
     pub upstream_buffer_max: usize,
+    /// Upstream messages one session holds while that channel is full (64). The session
+    /// keeps reading, so its ACKs and keepalives still count; it stops reading only when it
+    /// holds this many (backpressure on that edge alone).
+    pub session_held_max: usize,
     /// Capacity of the event channel; events beyond it are dropped and counted (1,024).
     pub events_buffer_max: usize,
     /// Connections in TLS/upgrade handshake at once, on top of `node_limit` sessions (128).
@@ -75,6 +79,7 @@ impl Default for HubConfig {
             node_queues_max: 1000,
             malformed_frames_max: 0,
             upstream_buffer_max: 4096,
+            session_held_max: 64,
             events_buffer_max: 1024,
             handshakes_max: 128,
             frame_limits: Limits::default(),
@@ -94,6 +99,7 @@ impl HubConfig {
             ("write_batch_max", self.write_batch_max),
             ("node_queues_max", self.node_queues_max),
             ("upstream_buffer_max", self.upstream_buffer_max),
+            ("session_held_max", self.session_held_max),
             ("events_buffer_max", self.events_buffer_max),
             (
                 "frame_limits.frame_bytes_max",

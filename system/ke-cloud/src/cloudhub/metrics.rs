@@ -37,6 +37,7 @@ pub(crate) struct Counters {
     pub(crate) sessions_replaced: AtomicU64,
     pub(crate) send_rejected: AtomicU64,
     pub(crate) events_dropped: AtomicU64,
+    pub(crate) upstream_held: AtomicU64,
     pub(crate) queues_evicted: AtomicU64,
     refused: [AtomicU64; 5],
     latency_buckets: [AtomicU64; ACK_LATENCY_BUCKETS.len() + 1],
@@ -87,6 +88,7 @@ impl Counters {
             sessions_replaced: get(&self.sessions_replaced),
             send_rejected: get(&self.send_rejected),
             events_dropped: get(&self.events_dropped),
+            upstream_held: get(&self.upstream_held),
             queues_evicted: get(&self.queues_evicted),
             refused_bad_request: get(&self.refused[Refusal::BadRequest as usize]),
             refused_forbidden: get(&self.refused[Refusal::Forbidden as usize]),
@@ -144,6 +146,8 @@ pub struct MetricsSnapshot {
     pub send_rejected: u64,
     /// Events dropped because the event channel was full.
     pub events_dropped: u64,
+    /// Upstream messages a session had to hold because EdgeController's channel was full.
+    pub upstream_held: u64,
     /// Offline node queues evicted to make room.
     pub queues_evicted: u64,
     /// Upgrades refused for bad headers (400).
@@ -239,6 +243,11 @@ impl MetricsSnapshot {
             "cloudhub_events_dropped_total",
             "Session events dropped.",
             self.events_dropped,
+        );
+        counter(
+            "cloudhub_upstream_held_total",
+            "Upstream messages held while EdgeController's channel was full.",
+            self.upstream_held,
         );
         let (name, v) = ("cloudhub_queues_evicted_total", self.queues_evicted);
         counter(name, "Offline node queues evicted.", v);

@@ -3,12 +3,15 @@
 //! and the writer (the node's queue to the socket). Whichever half ends first ends the
 //! session; a close frame with the reason is sent when the socket is still usable.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{collections::VecDeque, net::SocketAddr, sync::Arc};
 
 use futures::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
 use ke_net::Stream;
 use ke_proto::{DecodeError, Message, NodeId, Operation, decode_strict, encode_text};
-use tokio::time::{Instant, sleep_until, timeout};
+use tokio::{
+    sync::mpsc,
+    time::{Instant, sleep_until, timeout},
+};
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_tungstenite::{
     WebSocketStream, accept_hdr_async_with_config,
@@ -18,6 +21,7 @@ use tokio_tungstenite::{
         protocol::{CloseFrame, WebSocketConfig, frame::coding::CloseCode},
     },
 };
+use tokio_util::sync::PollSender;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::{
@@ -214,6 +218,61 @@ async fn close<C: Stream>(
     let _ = timeout(limit.min(std::time::Duration::from_secs(2)), drain).await;
 }
 
+/// Upstream messages a session could not hand to EdgeController yet (its channel was full),
+/// in arrival order. While any are held, new ones queue behind them (one node's messages stay
+/// in order) and the reader keeps going for ACKs and keepalives until the bound is reached.
+struct Held {
+    msgs: VecDeque<Message>,
+    tx: PollSender<(NodeId, Message)>,
+    max: usize,
+}
+
+impl Held {
+    fn new(shared: &Shared) -> Self {
+        Self {
+            msgs: VecDeque::new(),
+            tx: PollSender::new(shared.upstream.clone()),
+            max: shared.cfg.session_held_max.max(1),
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.msgs.len() >= self.max
+    }
+
+    /// Hands `msg` on at once if nothing is held and the channel has room; holds it otherwise.
+    fn forward(&mut self, shared: &Shared, node: &NodeId, msg: Message) {
+        if !self.msgs.is_empty() {
+            self.msgs.push_back(msg);
+            return;
+        }
+        match shared.upstream.try_send((node.clone(), msg)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full((_, msg))) => {
+                inc(&shared.counters.upstream_held);
+                self.msgs.push_back(msg);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                debug!("upstream receiver gone; message dropped");
+            }
+        }
+    }
+
+    /// Waits for room in the channel, then hands on the oldest held message. Keeps its place
+    /// in the channel's queue across cancellations (`PollSender` holds the reservation).
+    async fn flush_one(&mut self, node: &NodeId) {
+        let reserved = std::future::poll_fn(|cx| self.tx.poll_reserve(cx)).await;
+        let Some(msg) = self.msgs.pop_front() else {
+            self.tx.abort_send();
+            return;
+        };
+        if reserved.is_err() || self.tx.send_item((node.clone(), msg)).is_err() {
+            debug!("upstream receiver gone; held messages dropped");
+            self.msgs.clear();
+        }
+    }
+}
+
 async fn read_loop<C: Stream>(
     shared: &Shared,
     node: &NodeId,
@@ -222,11 +281,20 @@ async fn read_loop<C: Stream>(
     let cfg = &shared.cfg;
     let mut deadline = Instant::now() + cfg.keepalive_interval;
     let mut malformed = 0u32;
+    let mut held = Held::new(shared);
     loop {
+        let reading = !held.full();
         let frame = tokio::select! {
             biased;
-            frame = stream.next() => frame,
-            () = sleep_until(deadline) => {
+            () = held.flush_one(node), if !held.msgs.is_empty() => {
+                if !reading {
+                    // We did not read while full: the edge's keepalives may be waiting.
+                    deadline = deadline.max(Instant::now() + cfg.keepalive_interval);
+                }
+                continue;
+            }
+            frame = stream.next(), if reading => frame,
+            () = sleep_until(deadline), if reading => {
                 inc(&shared.counters.keepalive_timeouts);
                 warn!(interval = ?cfg.keepalive_interval, "no keepalive from the edge");
                 return CloseReason::KeepaliveTimeout;
@@ -249,8 +317,8 @@ async fn read_loop<C: Stream>(
                 inc(&shared.counters.messages_in);
                 if msg.is_keepalive() {
                     deadline = Instant::now() + cfg.keepalive_interval;
-                } else {
-                    route_upstream(shared, node, msg).await;
+                } else if let Some(msg) = apply_ack(shared, node, msg) {
+                    held.forward(shared, node, msg);
                 }
             }
             Err(e @ DecodeError::TooLarge { .. }) => {
@@ -271,23 +339,21 @@ async fn read_loop<C: Stream>(
     }
 }
 
-/// ACKs are applied to the queue; other messages go to EdgeController (waiting while its
-/// channel is full, which stalls this connection only).
-async fn route_upstream(shared: &Shared, node: &NodeId, msg: Message) {
+/// ACKs are applied to the queue at once (they never wait behind upstream traffic); any
+/// other message is returned, to go to EdgeController.
+fn apply_ack(shared: &Shared, node: &NodeId, msg: Message) -> Option<Message> {
     if msg.route.operation == Operation::Response {
         let parent = &msg.header.parent_id;
         if !parent.is_empty() && shared.ack(node, parent, Instant::now()) {
             debug!(acked = %parent, "ack");
-            return;
+            return None;
         }
         if msg.content.is_ok_text() {
             debug!(acked = %parent, "ack for no queued message (already acked or replaced)");
-            return;
+            return None;
         }
     }
-    if shared.upstream.send((node.clone(), msg)).await.is_err() {
-        debug!("upstream receiver gone; message dropped");
-    }
+    Some(msg)
 }
 
 async fn write_loop<C: Stream>(
