@@ -121,6 +121,10 @@ pub struct Sample {
     pub sync_p99_ms: f64,
     /// Resident set of the process at this sample.
     pub rss_bytes: u64,
+    /// Wall-clock seconds since the run started (not part of the digest; shows which phase
+    /// of a run costs the time).
+    #[serde(default)]
+    pub wall_s: f64,
 }
 
 impl Outcome {

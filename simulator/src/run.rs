@@ -218,6 +218,8 @@ struct Loop<'a> {
     sh: Arc<Shared>,
     timeline: Timeline,
     series: Vec<Sample>,
+    /// When the run started (wall clock), for the samples' `wall_s`.
+    started: tokio::time::Instant,
     metrics: Metrics,
     api_base: BTreeMap<String, u64>,
     base_latency: (Duration, Duration),
@@ -313,6 +315,7 @@ impl Loop<'_> {
             sync_p50_ms: p50,
             sync_p99_ms: p99,
             rss_bytes: proc_status("VmRSS:"),
+            wall_s: self.started.elapsed().as_secs_f64(),
         };
         self.series.push(s.clone());
         s
@@ -460,6 +463,7 @@ pub fn run(scenario: &Scenario, opts: &RunOptions, progress: impl FnMut(Progress
             sh: sh.clone(),
             timeline: Timeline::new(&sc, opts.seed),
             series: Vec::new(),
+            started,
             metrics: Metrics::default(),
             api_base: BTreeMap::new(),
             base_latency: (

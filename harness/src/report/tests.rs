@@ -21,6 +21,7 @@ fn outcome(nodes: usize, samples: usize) -> Outcome {
             sync_p50_ms: 1.5 + i as f64,
             sync_p99_ms: 9.25 + 2.0 * i as f64,
             rss_bytes: 64 << 20,
+            wall_s: i as f64 * 0.1,
         })
         .collect();
     Outcome {
