@@ -8,6 +8,7 @@
 //! - `fleet perf SCENARIO --nodes 1000,5000 [--seed N] [--out DIR]`: one run per size and a
 //!   performance summary (`perf.md`, `perf.json`, `perf.svg`).
 
+mod real;
 mod report;
 mod svg;
 
@@ -64,6 +65,15 @@ struct Common {
     events: Option<PathBuf>,
 }
 
+/// Where a scenario runs.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The simulator (turmoil), deterministic per seed.
+    Sim,
+    /// Real processes and sockets on this machine.
+    Real,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run a scenario and write its report.
@@ -73,9 +83,14 @@ enum Cmd {
         /// Fleet size (default: the scenario's).
         #[arg(long)]
         nodes: Option<usize>,
-        /// Report directory (default: reports/<scenario>/<seed>).
+        /// Report directory (default: reports/<scenario>/<seed>, or
+        /// reports/<scenario>/real-<nodes> in real mode).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `sim`: the deterministic simulator. `real`: the cloudcore binary and edgemark
+        /// processes on real sockets (needs `cloudcore` and `edgemark` beside `fleet`).
+        #[arg(long, value_enum, default_value_t = Mode::Sim)]
+        mode: Mode,
     },
     /// Run a scenario twice with the same seed and compare digests.
     Determinism {
@@ -84,6 +99,18 @@ enum Cmd {
         /// Fleet size (default: the scenario's).
         #[arg(long)]
         nodes: Option<usize>,
+    },
+    /// Real mode at several fleet sizes: cost per node and a recommendation table.
+    Capacity {
+        #[command(flatten)]
+        common: Common,
+        /// Fleet sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<usize>,
+        /// Directory for the runs' reports and the capacity report (default:
+        /// reports/capacity/<scenario>).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Summarize existing run directories (each with a report.json) into perf.md/json/svg.
     PerfSummary {
@@ -125,9 +152,21 @@ fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> Result<u8> {
     match cli.cmd {
-        Cmd::Run { common, nodes, out } => cmd_run(&common, nodes, out),
+        Cmd::Run {
+            common,
+            nodes,
+            out,
+            mode: Mode::Sim,
+        } => cmd_run(&common, nodes, out),
+        Cmd::Run {
+            common,
+            nodes,
+            out,
+            mode: Mode::Real,
+        } => cmd_run_real(&common, nodes, out),
         Cmd::Determinism { common, nodes } => cmd_determinism(&common, nodes),
         Cmd::Perf { common, nodes, out } => cmd_perf(&common, &nodes, out),
+        Cmd::Capacity { common, nodes, out } => cmd_capacity(&common, &nodes, out),
         Cmd::PerfSummary { out, runs } => {
             let mut all = Vec::new();
             for dir in &runs {
@@ -251,16 +290,91 @@ fn cmd_run(c: &Common, nodes: Option<usize>, out: Option<PathBuf>) -> Result<u8>
     Ok(code)
 }
 
+fn cmd_run_real(c: &Common, nodes: Option<usize>, out: Option<PathBuf>) -> Result<u8> {
+    let mut sc = load(&c.scenario)?;
+    if let Some(n) = nodes {
+        sc.fleet.nodes = n;
+    }
+    real::check_supported(&sc)?;
+    let work = tempfile::Builder::new()
+        .prefix("fleet-real-")
+        .tempdir_in(work_root())
+        .context("creating the work directory")?;
+    let bar = if c.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_msg}")
+            .context("progress template")?,
+    );
+    bar.set_prefix(format!("{} real mode", sc.name));
+    let b = bar.clone();
+    let o = real::run(&sc, work.path(), move |p| {
+        b.set_message(format!(
+            "connected {}/{}  {:.0} s",
+            p.connected, p.nodes, p.seconds
+        ));
+        b.tick();
+    })?;
+    bar.finish_and_clear();
+    let dir = out.unwrap_or_else(|| {
+        Path::new("reports")
+            .join(&sc.name)
+            .join(format!("real-{}", sc.fleet.nodes))
+    });
+    let mut cmd = format!(
+        "cargo build --release -p cloudcore -p edgefleet-harness && target/release/fleet run --mode real {}",
+        c.scenario.display()
+    );
+    if let Some(n) = nodes {
+        cmd.push_str(&format!(" --nodes {n}"));
+    }
+    report::write_reports(&o, &dir, &cmd)?;
+    eprintln!("{}", summary(&o));
+    if let Some(r) = &o.real {
+        eprintln!(
+            "  cloudcore: {:.1} CPU s, peak RSS {} MiB ({:.0} KiB per node); edgemark: {} processes, {} MiB",
+            r.cloudcore_cpu_seconds,
+            r.cloudcore_peak_rss_bytes >> 20,
+            r.cloudcore_rss_per_node_bytes / 1024.0,
+            r.edgemark_processes,
+            r.edgemark_peak_rss_bytes >> 20
+        );
+    }
+    for ch in o.checks.iter().filter(|ch| !ch.passed) {
+        eprintln!("  check {} ({:?}) failed: {}", ch.name, ch.kind, ch.detail);
+    }
+    eprintln!("report: {}", dir.join("report.md").display());
+    let code = o.exit_code();
+    if code != 0 {
+        eprintln!("reproduce with: {cmd}");
+    }
+    Ok(code)
+}
+
 /// Runs `fleet run` in a child process and reads its report. A seed replays only in a
 /// fresh process: tokio's task ids are process-wide, and they decide the order in which a
 /// crashed host's tasks (and their sockets) are dropped.
 fn run_child(c: &Common, seed: u64, nodes: Option<usize>, out: &Path) -> Result<Outcome> {
+    run_child_in(c, seed, nodes, out, Mode::Sim)
+}
+
+fn run_child_in(
+    c: &Common,
+    seed: u64,
+    nodes: Option<usize>,
+    out: &Path,
+    mode: Mode,
+) -> Result<Outcome> {
     let me = std::env::current_exe().context("finding the fleet binary")?;
     let mut cmd = std::process::Command::new(&me);
-    cmd.arg("run")
-        .arg(&c.scenario)
-        .arg("--seed")
-        .arg(seed.to_string());
+    cmd.arg("run");
+    if mode == Mode::Real {
+        cmd.args(["--mode", "real"]);
+    }
+    cmd.arg(&c.scenario).arg("--seed").arg(seed.to_string());
     cmd.arg("--out").arg(out);
     if let Some(n) = nodes {
         cmd.arg("--nodes").arg(n.to_string());
@@ -308,6 +422,28 @@ fn cmd_determinism(c: &Common, nodes: Option<usize>) -> Result<u8> {
         );
         Ok(1)
     }
+}
+
+fn cmd_capacity(c: &Common, sizes: &[usize], out: Option<PathBuf>) -> Result<u8> {
+    let sc = load(&c.scenario)?;
+    real::check_supported(&sc)?;
+    let dir = out.unwrap_or_else(|| Path::new("reports").join("capacity").join(&sc.name));
+    let mut all = Vec::new();
+    let mut worst = 0;
+    for &n in sizes {
+        let o = run_child_in(
+            c,
+            sc.seed,
+            Some(n),
+            &dir.join(format!("{n}-nodes")),
+            Mode::Real,
+        )?;
+        worst = worst.max(o.exit_code());
+        all.push(o);
+        report::write_capacity(&all, &dir)?;
+    }
+    eprintln!("capacity report: {}", dir.join("capacity.md").display());
+    Ok(worst)
 }
 
 fn cmd_perf(c: &Common, sizes: &[usize], out: Option<PathBuf>) -> Result<u8> {

@@ -1,6 +1,7 @@
 //! Renders an [`Outcome`] as `report.json`, `report.md` and SVG plots, and a performance
 //! summary across runs at different fleet sizes (`perf.md`, `perf.json`, `perf.svg`).
 
+mod capacity;
 mod markdown;
 mod perf;
 #[cfg(test)]
@@ -14,6 +15,7 @@ use simulator::outcome::Outcome;
 
 use crate::svg::{self, Marker, Plot, Series};
 
+pub(crate) use capacity::write_capacity;
 pub(crate) use perf::write_perf;
 
 /// Name of the connected-nodes plot.

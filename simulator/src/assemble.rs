@@ -35,11 +35,16 @@ pub struct Ended {
 /// Percentiles (upper bucket bounds, ms; the overflow bucket reads as the largest bound)
 /// from CloudHub's ACK latency histogram.
 fn ack_percentiles(m: &MetricsSnapshot) -> Percentiles {
-    let total: u64 = m.ack_latency_buckets.iter().sum();
+    ack_percentiles_from(&m.ack_latency_buckets)
+}
+
+/// The same from bucket counts (not cumulative) of `ACK_LATENCY_BUCKETS` plus `+Inf`.
+pub fn ack_percentiles_from(buckets: &[u64]) -> Percentiles {
+    let total: u64 = buckets.iter().sum();
     let at = |q: f64| {
         let want = (total as f64 * q).ceil() as u64;
         let mut seen = 0;
-        for (i, n) in m.ack_latency_buckets.iter().enumerate() {
+        for (i, n) in buckets.iter().enumerate() {
             seen += n;
             if seen >= want.max(1) {
                 // The +Inf bucket reads as the largest bound (JSON has no infinity, and
@@ -151,6 +156,7 @@ pub fn outcome(sh: &Shared, sc: &Scenario, end: Ended) -> Outcome {
         metrics,
         series: end.series,
         crash: end.crash,
+        real: None,
         settings,
     }
 }

@@ -19,6 +19,7 @@ pub mod fleet;
 pub mod node;
 pub mod outcome;
 pub mod run;
+pub mod safety;
 pub mod scenario;
 pub mod trace;
 pub mod workload;

@@ -36,6 +36,9 @@ pub struct Outcome {
     pub series: Vec<Sample>,
     /// Set when the simulation itself failed (a panic or a host error): the run crashed.
     pub crash: Option<String>,
+    /// Real mode only: what cloudcore and the edgemark processes cost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real: Option<RealFigures>,
     /// The settings the run used (tick, hosts, nodes per host, versions), for reproduction.
     pub settings: BTreeMap<String, String>,
 }
@@ -76,6 +79,30 @@ pub struct Percentiles {
     pub p99: f64,
     /// Largest value.
     pub max: f64,
+}
+
+/// What a real-mode run cost, from `/proc` and cloudcore's metrics.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RealFigures {
+    /// cloudcore's CPU time (user + system) over the run, all its processes (restarts
+    /// included), seconds.
+    pub cloudcore_cpu_seconds: f64,
+    /// cloudcore's largest resident set, bytes.
+    pub cloudcore_peak_rss_bytes: u64,
+    /// That divided by the nodes.
+    pub cloudcore_rss_per_node_bytes: f64,
+    /// cloudcore CPU seconds per node-hour of the run.
+    pub cloudcore_cpu_seconds_per_node_hour: f64,
+    /// API server requests per node-minute.
+    pub api_requests_per_node_minute: f64,
+    /// Edgemark processes that held the fleet.
+    pub edgemark_processes: usize,
+    /// Their largest resident sets, summed, bytes.
+    pub edgemark_peak_rss_bytes: u64,
+    /// Their CPU time, summed, seconds.
+    pub edgemark_cpu_seconds: f64,
+    /// cloudcore restarts (crash faults).
+    pub cloudcore_restarts: u32,
 }
 
 /// Measured figures of a run.

@@ -5,17 +5,21 @@
 //! Every entry carries simulated time only, so the same seed gives the same bytes.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     fmt::Write as _,
     sync::{Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
 use hdrhistogram::Histogram;
-use ke_edge::metamanager::{Applied, Observed};
+use ke_edge::metamanager::Observed;
 use sha2::{Digest, Sha256};
 
-use crate::outcome::Percentiles;
+pub use crate::safety::{NO_LOST_UPDATES, NO_RESURRECTION, OWN_OBJECTS_ONLY};
+use crate::{
+    outcome::Percentiles,
+    safety::{Safety, Seen, Violations},
+};
 
 /// What a write expects at its node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,17 +36,6 @@ struct Pending {
     since: Duration,
 }
 
-/// Safety violations of one kind: how many, and the first few.
-#[derive(Debug, Default, Clone)]
-pub struct Violations {
-    /// How many were seen.
-    pub count: u64,
-    /// The first few, described.
-    pub first: Vec<String>,
-}
-
-const VIOLATIONS_KEPT: usize = 5;
-
 struct Inner {
     hasher: Sha256,
     events: u64,
@@ -51,12 +44,7 @@ struct Inner {
     sync: Histogram<u64>,
     sync_window: Histogram<u64>,
     reconnect: Histogram<u64>,
-    /// Per node and key: the UID and the highest resourceVersion the edge stored.
-    held: BTreeMap<(u32, String), (String, u64)>,
-    /// (node, UID) deleted at the edge for good (not released).
-    deleted: BTreeSet<(u32, String)>,
-    violations: BTreeMap<&'static str, Violations>,
-    edge_writes: u64,
+    safety: Safety,
     /// Where the event log is copied, if asked.
     log: Option<std::io::BufWriter<std::fs::File>>,
 }
@@ -76,13 +64,6 @@ fn histogram() -> Histogram<u64> {
     Histogram::new(3).expect("invariant: 3 significant figures is a valid precision")
 }
 
-/// Latency checkers' names.
-pub const NO_LOST_UPDATES: &str = "no_lost_updates";
-/// A deleted object came back.
-pub const NO_RESURRECTION: &str = "no_resurrection";
-/// A node received another node's pod.
-pub const OWN_OBJECTS_ONLY: &str = "own_objects_only";
-
 impl Default for Trace {
     fn default() -> Self {
         Self {
@@ -94,10 +75,7 @@ impl Default for Trace {
                 sync: histogram(),
                 sync_window: histogram(),
                 reconnect: histogram(),
-                held: BTreeMap::new(),
-                deleted: BTreeSet::new(),
-                violations: BTreeMap::new(),
-                edge_writes: 0,
+                safety: Safety::default(),
                 log: None,
             }),
         }
@@ -151,7 +129,7 @@ impl Trace {
         let since = now();
         let mut g = self.lock();
         let key = (node, key);
-        let held = g.held.get(&key).map(|(_, rv)| *rv);
+        let held = g.safety.held(key.0, &key.1).map(|(_, rv)| *rv);
         let done = match expect {
             Expect::AtLeast(want) => held.is_some_and(|rv| rv >= want),
             Expect::Gone => held.is_none(),
@@ -194,30 +172,19 @@ impl Trace {
     /// Sees one committed write at node `node` (named `name`).
     pub fn observe(&self, node: u32, name: &str, o: Observed<'_>) {
         let t = now();
-        let rv = o.resource_version.and_then(|r| r.parse::<u64>().ok());
         let mut g = self.lock();
-        g.edge_writes += 1;
+        let seen = g.safety.observe(node, name, &o);
         let key = (node, o.key.to_owned());
-        match o.applied {
-            Applied::Inserted | Applied::Updated => upserted(&mut g, &key, name, rv, &o, t),
-            Applied::Deleted | Applied::Gone => {
-                if !o.release
-                    && let Some(uid) = o.uid
-                {
-                    g.deleted.insert((node, uid.to_owned()));
-                }
-                if !o.release || matches!(o.applied, Applied::Deleted) {
-                    g.held.remove(&key);
-                }
-                if let Some(p) = g.pending.get(&key)
-                    && p.expect == Expect::Gone
-                {
-                    arrived(&mut g, &key, t);
-                }
-            }
-            Applied::Unchanged | Applied::Stale { .. } | Applied::Tombstoned => {}
+        let done = match (seen, g.pending.get(&key)) {
+            (Seen::Stored(rv), Some(p)) => matches!(p.expect, Expect::AtLeast(want) if rv >= want),
+            (Seen::Gone, Some(p)) => p.expect == Expect::Gone,
+            _ => false,
+        };
+        if done {
+            arrived(&mut g, &key, t);
         }
         drop(g);
+        let rv = o.resource_version.and_then(|r| r.parse::<u64>().ok());
         self.event_at(
             t,
             format_args!("{name} {:?} {} rv={}", o.applied, o.key, rv.unwrap_or(0)),
@@ -226,22 +193,27 @@ impl Trace {
 
     /// A safety violation seen outside an edge write.
     pub fn violation(&self, check: &'static str, detail: String) {
-        violate(&mut self.lock(), check, detail);
+        self.lock().safety.violation(check, detail);
     }
 
     /// Violations seen so far, by check.
     pub fn violations(&self) -> BTreeMap<&'static str, Violations> {
-        self.lock().violations.clone()
+        self.lock()
+            .safety
+            .violations()
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
     }
 
     /// The highest resourceVersion node `node` ever stored at `key`, and its UID.
     pub fn held(&self, node: u32, key: &str) -> Option<(String, u64)> {
-        self.lock().held.get(&(node, key.to_owned())).cloned()
+        self.lock().safety.held(node, key).cloned()
     }
 
     /// Whether (node, UID) was deleted for good at the edge.
     pub fn was_deleted(&self, node: u32, uid: &str) -> bool {
-        self.lock().deleted.contains(&(node, uid.to_owned()))
+        self.lock().safety.was_deleted(node, uid)
     }
 
     /// Sync latency of the writes that arrived since the last call: (p50, p99) in ms.
@@ -266,46 +238,7 @@ impl Trace {
 
     /// Edge writes observed (every committed downstream message).
     pub fn edge_writes(&self) -> u64 {
-        self.lock().edge_writes
-    }
-}
-
-fn upserted(
-    g: &mut Inner,
-    key: &(u32, String),
-    name: &str,
-    rv: Option<u64>,
-    o: &Observed<'_>,
-    t: Duration,
-) {
-    let uid = o.uid.unwrap_or_default();
-    if g.deleted.contains(&(key.0, uid.to_owned())) {
-        let d = format!("{name}: {} uid {uid} stored again after its delete", key.1);
-        violate(g, NO_RESURRECTION, d);
-    }
-    if o.key.contains("/pod/") {
-        let bound = o
-            .object
-            .and_then(|v| v.pointer("/spec/nodeName"))
-            .and_then(|v| v.as_str());
-        if bound != Some(name) {
-            let d = format!("{name} stored {} bound to {bound:?}", key.1);
-            violate(g, OWN_OBJECTS_ONLY, d);
-        }
-    }
-    let rv = rv.unwrap_or(0);
-    if let Some((held_uid, held_rv)) = g.held.get(key)
-        && held_uid == uid
-        && *held_rv > rv
-    {
-        let d = format!("{name}: {} went back from rv {held_rv} to {rv}", key.1);
-        violate(g, NO_LOST_UPDATES, d);
-    }
-    g.held.insert(key.clone(), (uid.to_owned(), rv));
-    if let Some(p) = g.pending.get(key)
-        && matches!(p.expect, Expect::AtLeast(want) if rv >= want)
-    {
-        arrived(g, key, t);
+        self.lock().safety.writes()
     }
 }
 
@@ -314,14 +247,6 @@ fn arrived(g: &mut Inner, key: &(u32, String), t: Duration) {
         let ms = u64::try_from(t.saturating_sub(p.since).as_millis()).unwrap_or(u64::MAX);
         let _ = g.sync.record(ms);
         let _ = g.sync_window.record(ms);
-    }
-}
-
-fn violate(g: &mut Inner, check: &'static str, detail: String) {
-    let v = g.violations.entry(check).or_default();
-    v.count += 1;
-    if v.first.len() < VIOLATIONS_KEPT {
-        v.first.push(detail);
     }
 }
 

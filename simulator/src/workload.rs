@@ -21,10 +21,13 @@ use crate::{
     fleet::{self, Shared},
     outcome::{CheckKind, CheckResult},
     scenario::Phase,
-    trace::{Expect, NO_LOST_UPDATES, NO_RESURRECTION, OWN_OBJECTS_ONLY},
+    trace::{Expect, NO_RESURRECTION},
 };
 
 const NS: &str = "default";
+/// The annotation carrying the writer's Unix milliseconds (real mode's sync latency: the
+/// load driver stamps its writes, edgemark reads the stamp when a node stores them).
+pub const WRITTEN_MS: &str = "edgefleet.io/written-ms";
 /// Requests in flight at once.
 const CONCURRENCY: usize = 64;
 /// Attempts per request while the API server is away.
@@ -55,7 +58,8 @@ pub struct Driver {
 
 type HostResult = Result<(), Box<dyn std::error::Error>>;
 
-fn rv_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> u64 {
+/// An object's resourceVersion as a number (0 when absent or not decimal).
+pub fn rv_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> u64 {
     meta.resource_version
         .as_deref()
         .and_then(|r| r.parse().ok())
@@ -94,8 +98,9 @@ async fn sleep_until(t: Duration) {
     tokio::time::sleep(left).await;
 }
 
-/// Retries `f` every second while it fails (the API server may be restarting).
-async fn retry<T, F, Fut>(what: &str, mut f: F) -> Option<T>
+/// Retries `f` every second while it fails (the API server may be restarting); `None` on
+/// 404 and 409 (gone, or already there) or when the attempts run out.
+pub async fn retry<T, F, Fut>(what: &str, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
@@ -187,9 +192,7 @@ impl Driver {
     async fn create_all(&self, restart_every_s: u64) {
         let f = &self.sh.scenario.fleet;
         for k in 0..f.configmaps {
-            let mut cm = ConfigMap::default();
-            cm.metadata.name = Some(format!("cfg-{k}"));
-            cm.data = Some([("v".to_owned(), "0".to_owned())].into());
+            let cm = configmap_object(k);
             let pp = PostParams::default();
             let made = retry("create configmap", || self.cms.create(&pp, &cm)).await;
             let rv = made.map_or(0, |c| rv_of(&c.metadata));
@@ -205,25 +208,15 @@ impl Driver {
             .await;
     }
 
-    fn pod(&self, name: &str, node: u32, slot: usize, gen_: u64, restart_every_s: u64) -> Pod {
-        let cm = format!("cfg-{}", slot % self.sh.scenario.fleet.configmaps);
-        let mut env =
-            vec![json!({"name": "V", "valueFrom": {"configMapKeyRef": {"name": cm, "key": "v"}}})];
-        if restart_every_s > 0 {
-            env.push(json!({"name": ke_edge::edged::sim::EXIT_AFTER, "value": format!("{restart_every_s}s")}));
-        }
-        let v = json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": NS, "labels": {"app": format!("slot-{slot}")}},
-            "spec": {"nodeName": self.sh.names[node as usize], "restartPolicy": "Always",
-                "containers": [{"name": "app", "image": format!("registry.local/app:v{gen_}"), "env": env}]},
-        });
-        serde_json::from_value(v).expect("invariant: a literal pod deserializes")
-    }
-
     async fn create_pod(&self, node: u32, slot: usize, gen_: u64, restart_every_s: u64) {
-        let name = format!("p-{}-{slot}-g{gen_}", self.sh.names[node as usize]);
-        let pod = self.pod(&name, node, slot, gen_, restart_every_s);
+        let f = &self.sh.scenario.fleet;
+        let (name, pod) = pod_object(
+            &self.sh.names[node as usize],
+            slot,
+            gen_,
+            f.configmaps,
+            restart_every_s,
+        );
         let pp = PostParams::default();
         let Some(made) = retry("create pod", || self.pods.create(&pp, &pod)).await else {
             return;
@@ -308,7 +301,146 @@ fn check(name: &str, kind: CheckKind, passed: bool, detail: String) -> CheckResu
 }
 
 /// What every node should hold: key → (uid, resourceVersion), by node index.
-type Expected = BTreeMap<u32, BTreeMap<String, (String, u64)>>;
+pub type Expected = BTreeMap<u32, Holdings>;
+
+/// What one node holds or should hold: key (`<ns>/<type>/<name>`) → (uid, resourceVersion).
+pub type Holdings = BTreeMap<String, (String, u64)>;
+
+/// The scenario's pod `slot` of node `node_name` in generation `gen_`: its name and object.
+/// It reads configmap `cfg-<slot mod configmaps>` through an env var; a non-zero
+/// `restart_every_s` makes the sim runtime's container exit that often (status churn).
+pub fn pod_object(
+    node_name: &str,
+    slot: usize,
+    gen_: u64,
+    configmaps: usize,
+    restart_every_s: u64,
+) -> (String, Pod) {
+    let name = format!("p-{node_name}-{slot}-g{gen_}");
+    let cm = format!("cfg-{}", slot % configmaps.max(1));
+    let mut env =
+        vec![json!({"name": "V", "valueFrom": {"configMapKeyRef": {"name": cm, "key": "v"}}})];
+    if restart_every_s > 0 {
+        env.push(json!({"name": ke_edge::edged::sim::EXIT_AFTER, "value": format!("{restart_every_s}s")}));
+    }
+    let v = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": {"app": format!("slot-{slot}")}},
+        "spec": {"nodeName": node_name, "restartPolicy": "Always",
+            "containers": [{"name": "app", "image": format!("registry.local/app:v{gen_}"), "env": env}]},
+    });
+    let pod = serde_json::from_value(v).expect("invariant: a literal pod deserializes");
+    (name, pod)
+}
+
+/// The scenario's configmap `k` (`cfg-<k>`, data `v: "0"`).
+pub fn configmap_object(k: usize) -> ConfigMap {
+    let mut cm = ConfigMap::default();
+    cm.metadata.name = Some(format!("cfg-{k}"));
+    cm.data = Some([("v".to_owned(), "0".to_owned())].into());
+    cm
+}
+
+/// What each node should hold, from lists of the API server's pods and configmaps: its pods
+/// and the configmaps they reference. `index` maps node names to their numbers; pods of
+/// other nodes are skipped.
+pub fn expected_holdings(pods: &[Pod], cms: &[ConfigMap], index: &BTreeMap<&str, u32>) -> Expected {
+    let cm: Holdings = cms
+        .iter()
+        .map(|c| {
+            let name = c.metadata.name.clone().unwrap_or_default();
+            let uid = c.metadata.uid.clone().unwrap_or_default();
+            (name, (uid, rv_of(&c.metadata)))
+        })
+        .collect();
+    let mut expected = Expected::new();
+    for p in pods {
+        let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        let Some(&i) = node.and_then(|n| index.get(n)) else {
+            continue;
+        };
+        let name = p.metadata.name.clone().unwrap_or_default();
+        let held = expected.entry(i).or_default();
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        held.insert(format!("{NS}/pod/{name}"), (uid, rv_of(&p.metadata)));
+        for c in referenced_configmaps(p) {
+            if let Some(v) = cm.get(&c) {
+                held.insert(format!("{NS}/configmap/{c}"), v.clone());
+            }
+        }
+    }
+    expected
+}
+
+/// One way a node's store differs from what it should hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Diff {
+    /// Held at an older version than the API server's.
+    Behind {
+        /// The key.
+        key: String,
+        /// The version held.
+        have: u64,
+        /// The API server's version.
+        want: u64,
+    },
+    /// Not held at all.
+    Missing {
+        /// The key.
+        key: String,
+        /// The object's UID.
+        uid: String,
+    },
+    /// Held though the API server (as of its list version) has it no more for this node.
+    Extra {
+        /// The key.
+        key: String,
+        /// The UID held.
+        uid: String,
+        /// The version held.
+        rv: u64,
+    },
+}
+
+impl std::fmt::Display for Diff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Behind { key, have, want } => write!(f, "{key} at rv {have}, API has {want}"),
+            Self::Missing { key, uid } => write!(f, "lacks {key} (uid {uid})"),
+            Self::Extra { key, rv, .. } => write!(f, "still holds {key} (rv {rv})"),
+        }
+    }
+}
+
+/// How `held` differs from `want`. Objects held at a version newer than the API list
+/// (`list_rv`) are not called extra: they were written after the list.
+pub fn diff_holdings(want: &Holdings, held: &Holdings, list_rv: u64) -> Vec<Diff> {
+    let mut out = Vec::new();
+    for (key, (uid, rv)) in want {
+        match held.get(key) {
+            Some((_, have)) if have >= rv => {}
+            Some((_, have)) => out.push(Diff::Behind {
+                key: key.clone(),
+                have: *have,
+                want: *rv,
+            }),
+            None => out.push(Diff::Missing {
+                key: key.clone(),
+                uid: uid.clone(),
+            }),
+        }
+    }
+    for (key, (uid, rv)) in held {
+        if !want.contains_key(key) && *rv <= list_rv {
+            out.push(Diff::Extra {
+                key: key.clone(),
+                uid: uid.clone(),
+                rv: *rv,
+            });
+        }
+    }
+    out
+}
 
 /// A snapshot of the API server: what each node should hold and the list's version.
 struct Snapshot {
@@ -329,36 +461,7 @@ impl Driver {
             .enumerate()
             .map(|(i, n)| (n.as_str(), i as u32))
             .collect();
-        let cm: BTreeMap<String, (String, u64)> = cms
-            .items
-            .iter()
-            .map(|c| {
-                let name = c.metadata.name.clone().unwrap_or_default();
-                (
-                    name,
-                    (
-                        c.metadata.uid.clone().unwrap_or_default(),
-                        rv_of(&c.metadata),
-                    ),
-                )
-            })
-            .collect();
-        let mut expected = Expected::new();
-        for p in &pods.items {
-            let node = p.spec.as_ref().and_then(|s| s.node_name.as_deref());
-            let Some(&i) = node.and_then(|n| index.get(n)) else {
-                continue;
-            };
-            let name = p.metadata.name.clone().unwrap_or_default();
-            let held = expected.entry(i).or_default();
-            let uid = p.metadata.uid.clone().unwrap_or_default();
-            held.insert(format!("{NS}/pod/{name}"), (uid, rv_of(&p.metadata)));
-            for c in referenced_configmaps(p) {
-                if let Some(v) = cm.get(&c) {
-                    held.insert(format!("{NS}/configmap/{c}"), v.clone());
-                }
-            }
-        }
+        let expected = expected_holdings(&pods.items, &cms.items, &index);
         let rv = pods
             .metadata
             .resource_version
@@ -391,23 +494,16 @@ impl Driver {
                 continue;
             };
             let held = held_objects(&store);
-            for (key, (uid, rv)) in want {
-                match held.get(key) {
-                    Some((_, have)) if have >= rv => {}
-                    Some((_, have)) => note(format!("{name}: {key} at rv {have}, API has {rv}")),
-                    None => note(format!("{name}: lacks {key} (uid {uid})")),
+            for d in diff_holdings(want, &held, snap.rv) {
+                if let Diff::Extra { key, uid, .. } = &d
+                    && self.sh.trace.was_deleted(i, uid)
+                {
+                    self.sh.trace.violation(
+                        NO_RESURRECTION,
+                        format!("{name}: holds {key} after deleting it"),
+                    );
                 }
-            }
-            for (key, (uid, rv)) in &held {
-                if !want.contains_key(key) && *rv <= snap.rv {
-                    if self.sh.trace.was_deleted(i, uid) {
-                        self.sh.trace.violation(
-                            NO_RESURRECTION,
-                            format!("{name}: holds {key} after deleting it"),
-                        );
-                    }
-                    note(format!("{name}: still holds {key} (rv {rv})"));
-                }
+                note(format!("{name}: {d}"));
             }
         }
         (count, first)
@@ -462,14 +558,7 @@ impl Driver {
     fn safety(&self) {
         let seen = self.sh.trace.violations();
         let writes = self.sh.trace.edge_writes();
-        for (name, what) in [
-            (
-                NO_LOST_UPDATES,
-                "no stored object went back to an older version",
-            ),
-            (NO_RESURRECTION, "no deleted object came back"),
-            (OWN_OBJECTS_ONLY, "every node stored only pods bound to it"),
-        ] {
+        for (name, what) in crate::safety::CHECKS {
             let detail = match seen.get(name) {
                 None => format!("{what} ({writes} edge writes checked)"),
                 Some(v) => format!("{} violations, first: {:?}", v.count, v.first),
@@ -504,7 +593,7 @@ fn referenced_configmaps(p: &Pod) -> BTreeSet<String> {
 }
 
 /// key → (uid, resourceVersion) of the pods and configmaps in `store`.
-fn held_objects(store: &ke_edge::metamanager::MetaStore) -> BTreeMap<String, (String, u64)> {
+pub fn held_objects(store: &ke_edge::metamanager::MetaStore) -> Holdings {
     let mut out = BTreeMap::new();
     for (kind, word) in [
         (ResourceType::Pod, "pod"),

@@ -13,6 +13,7 @@ pub(super) fn render(o: &Outcome, repro: &str) -> Result<String, fmt::Error> {
     let verdict = if o.passed { "PASS" } else { "FAIL" };
     writeln!(out, "**{verdict}** (exit code {})\n", o.exit_code())?;
     summary(&mut out, o)?;
+    real(&mut out, o)?;
     if let Some(crash) = &o.crash {
         writeln!(out, "## Crash\n")?;
         code_block(&mut out, "text", crash)?;
@@ -42,6 +43,39 @@ fn summary(out: &mut String, o: &Outcome) -> fmt::Result {
     writeln!(out, "| Peak RSS | {:.1} MiB |", mib(o.peak_rss_bytes))?;
     writeln!(out, "| Events | {} |", o.events)?;
     writeln!(out, "| Digest | `{}` |\n", cell(&o.digest))
+}
+
+/// Real mode: what the processes cost (peak RSS above is cloudcore's).
+fn real(out: &mut String, o: &Outcome) -> fmt::Result {
+    let Some(r) = &o.real else {
+        return Ok(());
+    };
+    writeln!(out, "## Cost (real mode)\n")?;
+    writeln!(out, "| | |\n|---|--:|")?;
+    writeln!(out, "| cloudcore CPU | {:.1} s |", r.cloudcore_cpu_seconds)?;
+    let per_hour = r.cloudcore_cpu_seconds_per_node_hour;
+    writeln!(out, "| cloudcore CPU per node-hour | {per_hour:.3} s |")?;
+    writeln!(
+        out,
+        "| cloudcore peak RSS | {:.1} MiB |",
+        mib(r.cloudcore_peak_rss_bytes)
+    )?;
+    let per_node = r.cloudcore_rss_per_node_bytes / 1024.0;
+    writeln!(out, "| cloudcore RSS per node | {per_node:.1} KiB |")?;
+    let api = r.api_requests_per_node_minute;
+    writeln!(out, "| API requests per node-minute | {api:.2} |")?;
+    writeln!(out, "| cloudcore restarts | {} |", r.cloudcore_restarts)?;
+    writeln!(out, "| edgemark processes | {} |", r.edgemark_processes)?;
+    writeln!(
+        out,
+        "| edgemark peak RSS (sum) | {:.1} MiB |",
+        mib(r.edgemark_peak_rss_bytes)
+    )?;
+    writeln!(
+        out,
+        "| edgemark CPU (sum) | {:.1} s |\n",
+        r.edgemark_cpu_seconds
+    )
 }
 
 fn checks(out: &mut String, o: &Outcome) -> fmt::Result {

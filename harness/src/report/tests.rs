@@ -67,6 +67,7 @@ fn outcome(nodes: usize, samples: usize) -> Outcome {
         },
         series,
         crash: None,
+        real: None,
         settings: BTreeMap::from([("tick".into(), "1ms".into())]),
     }
 }

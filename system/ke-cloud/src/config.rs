@@ -64,7 +64,43 @@ impl Default for CloudCoreConfig {
     }
 }
 
+/// The ports of a one-machine cloudcore ([`CloudCoreConfig::standalone`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StandalonePorts {
+    /// CloudHub's websocket port (10000).
+    pub websocket: u16,
+    /// The certificate server's port (10002).
+    pub cert: u16,
+    /// The embedded API server's port, on 127.0.0.1 (6443).
+    pub apiserver: u16,
+    /// The metrics endpoint's port, on 127.0.0.1 (9091).
+    pub metrics: u16,
+}
+
 impl CloudCoreConfig {
+    /// A cloudcore with everything under `dir`: the CA and serving certificates, and the
+    /// embedded API server's data (its kubeconfig is `dir/apiserver/kubeconfig`). CloudHub and
+    /// the certificate server listen on `advertise`; the API server and metrics on loopback.
+    /// What `keadm init` writes, and what `fleet run --mode real` starts.
+    pub fn standalone(dir: &std::path::Path, advertise: IpAddr, ports: StandalonePorts) -> Self {
+        let p = |rel: &str| dir.join(rel).display().to_string();
+        let mut cfg = Self::default();
+        cfg.common_config.monitor_server.bind_address = format!("127.0.0.1:{}", ports.metrics);
+        cfg.kube_api_config.embedded.data_dir = p("apiserver");
+        cfg.kube_api_config.embedded.bind_address = format!("127.0.0.1:{}", ports.apiserver);
+        let hub = &mut cfg.modules.cloud_hub;
+        hub.advertise_address = vec![advertise.to_string()];
+        hub.tls_ca_file = p("ca/rootCA.crt");
+        hub.tls_ca_key_file = p("ca/rootCA.key");
+        hub.tls_cert_file = p("certs/server.crt");
+        hub.tls_private_key_file = p("certs/server.key");
+        hub.websocket.address = advertise.to_string();
+        hub.websocket.port = ports.websocket;
+        hub.https.address = advertise.to_string();
+        hub.https.port = ports.cert;
+        cfg
+    }
+
     /// Parses `cloudcore.yaml` text. Omitted keys take their defaults; an empty document is the
     /// default configuration. Does not [`validate`](Self::validate).
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {

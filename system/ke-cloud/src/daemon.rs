@@ -261,16 +261,21 @@ impl<T: Transport> CloudCore<T> {
         self.controller.metrics()
     }
 
-    /// Every cloudcore metric (CloudHub, EdgeController, certificate server) as Prometheus text.
+    /// Every cloudcore metric (CloudHub, EdgeController, certificate server, and the embedded
+    /// API server's when it runs one) as Prometheus text.
     pub fn metrics_renderer(&self) -> Arc<dyn Fn() -> String + Send + Sync> {
         let hub = self.hub.handle();
         let ec = self.controller.metrics();
         let certs = self.certs.as_ref().map(|(_, _, s)| s.clone());
+        let api = self.apiserver.as_ref().map(ke_apiserver::Server::state);
         Arc::new(move || {
             let mut out = hub.metrics_text();
             out.push_str(&ec.to_prometheus());
             if let Some(c) = &certs {
                 out.push_str(&c.metrics.prometheus());
+            }
+            if let Some(a) = &api {
+                out.push_str(&a.metrics.render(&a.api));
             }
             out
         })

@@ -3,7 +3,8 @@
 //! sockets (the daemons) and on turmoil's simulated network (the fleet simulator).
 //!
 //! - [`Transport`]: bind a [`Listener`], connect a stream.
-//! - [`TokioTransport`]: real TCP sockets.
+//! - [`TokioTransport`]: real TCP sockets; [`BoundTransport`]: the same, dialled from a chosen
+//!   local address.
 //! - `TurmoilTransport` (feature `turmoil`): turmoil's simulated network (module `sim`).
 //! - `kube_client` (feature `kube`): a `kube::Client` whose connections use a transport.
 //! - [`metrics`]: a tiny HTTP/1.1 server for a Prometheus endpoint ([`serve_metrics`]).
@@ -105,10 +106,65 @@ impl Transport for TokioTransport {
     }
 }
 
+/// Real TCP dialled from a chosen local address (port picked by the kernel), or from
+/// whatever the kernel picks when `source` is `None`. Many clients on
+/// one machine (edgemark's thousands of nodes) spread over several loopback addresses
+/// (`127.0.1.1`, `127.0.1.2`, ...) this way, so they do not run out of ephemeral ports to
+/// one server address. Listening is as [`TokioTransport`].
+#[derive(Debug, Clone, Copy)]
+pub struct BoundTransport {
+    /// The local address connections are made from.
+    pub source: Option<std::net::IpAddr>,
+}
+
+impl Transport for BoundTransport {
+    type Listener = TokioListener;
+    type Conn = tokio::net::TcpStream;
+
+    async fn bind(&self, addr: SocketAddr) -> io::Result<Self::Listener> {
+        TokioTransport.bind(addr).await
+    }
+
+    async fn connect(&self, addr: SocketAddr) -> io::Result<Self::Conn> {
+        let Some(source) = self.source else {
+            return TokioTransport.connect(addr).await;
+        };
+        let socket = match source {
+            std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(source, 0))?;
+        let s = socket.connect(addr).await?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A connection from a bound transport comes from its source address.
+    #[tokio::test]
+    async fn bound_transport_dials_from_its_source_address() {
+        let mut l = TokioTransport
+            .bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = l.local_addr().unwrap();
+        let source: std::net::IpAddr = "127.0.1.7".parse().unwrap();
+        let dial = tokio::spawn(async move {
+            let t = BoundTransport {
+                source: Some(source),
+            };
+            let mut c = t.connect(addr).await.unwrap();
+            c.write_all(b"x").await.unwrap();
+        });
+        let (_, peer) = l.accept().await.unwrap();
+        assert_eq!(peer.ip(), source);
+        dial.await.unwrap();
+    }
 
     /// Bytes written on a dialled connection arrive on the accepted one.
     #[tokio::test]

@@ -150,6 +150,71 @@ pub mod __private {
     pub use tracing;
 }
 
+/// A plain-HTTP/1.1 request to a local endpoint (metrics, health, a tool's control API):
+/// `Connection: close`, no body, the whole response read. Returns the status code and the
+/// body. For daemons' and tools' own endpoints on loopback, not a general HTTP client.
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    timeout: std::time::Duration,
+) -> io::Result<(u16, String)> {
+    use crate::Transport as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let mut s = crate::TokioTransport.connect(addr).await?;
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).await?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await?;
+        Ok::<_, io::Error>(buf)
+    };
+    let buf = tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| {
+            io::Error::new(io::ErrorKind::TimedOut, format!("{addr}{path}: timed out"))
+        })??;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{addr}{path}: not an HTTP response"),
+            )
+        })?;
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((status, body))
+}
+
+/// The payload of a chunked body (hyper chunks bodies of unknown length).
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

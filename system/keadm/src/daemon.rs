@@ -11,7 +11,6 @@ use std::{
 use anyhow::{Context as _, bail};
 use ke_net::Transport as _;
 use rustix::process::{Pid, Signal};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// A daemon keadm manages: its binary name and its files in the data dir.
 #[derive(Debug, Clone, Copy)]
@@ -146,23 +145,12 @@ pub(crate) fn alive(pid: i32) -> bool {
 
 /// `GET path` over plain HTTP/1.1 on `addr`; the body if the status is 200.
 pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
-    let io = async {
-        let mut s = ke_net::TokioTransport.connect(addr).await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    };
-    let buf = tokio::time::timeout(Duration::from_secs(5), io)
-        .await
-        .context("timed out")??;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    if !head.starts_with("HTTP/1.1 200") {
-        bail!("{}", head.lines().next().unwrap_or("no response"));
+    let (status, body) =
+        ke_net::process::http_request(addr, "GET", path, Duration::from_secs(5)).await?;
+    if status != 200 {
+        bail!("HTTP {status}");
     }
-    Ok(body.to_owned())
+    Ok(body)
 }
 
 /// Polls `ready` every 200 ms until it returns true, the daemon dies, or `timeout` passes.

@@ -10,7 +10,10 @@ use std::{
 
 use anyhow::Context as _;
 use clap::Args;
-use ke_cloud::{certs::CertAuthority, config::CloudCoreConfig};
+use ke_cloud::{
+    certs::CertAuthority,
+    config::{CloudCoreConfig, StandalonePorts},
+};
 use ke_core::{Clock, SystemClock};
 
 use crate::{
@@ -52,22 +55,13 @@ pub(crate) fn prepare_dir(dir: &Path) -> anyhow::Result<PathBuf> {
 }
 
 fn cloud_config(a: &InitArgs, dir: &Path) -> CloudCoreConfig {
-    let p = |rel: &str| dir.join(rel).display().to_string();
-    let mut cfg = CloudCoreConfig::default();
-    cfg.common_config.monitor_server.bind_address = format!("127.0.0.1:{}", a.metrics_port);
-    cfg.kube_api_config.embedded.data_dir = p("apiserver");
-    cfg.kube_api_config.embedded.bind_address = format!("127.0.0.1:{}", a.apiserver_port);
-    let hub = &mut cfg.modules.cloud_hub;
-    hub.advertise_address = vec![a.advertise_address.to_string()];
-    hub.tls_ca_file = p("ca/rootCA.crt");
-    hub.tls_ca_key_file = p("ca/rootCA.key");
-    hub.tls_cert_file = p("certs/server.crt");
-    hub.tls_private_key_file = p("certs/server.key");
-    hub.websocket.address = a.advertise_address.to_string();
-    hub.websocket.port = a.websocket_port;
-    hub.https.address = a.advertise_address.to_string();
-    hub.https.port = a.cert_port;
-    cfg
+    let ports = StandalonePorts {
+        websocket: a.websocket_port,
+        cert: a.cert_port,
+        apiserver: a.apiserver_port,
+        metrics: a.metrics_port,
+    };
+    CloudCoreConfig::standalone(dir, a.advertise_address, ports)
 }
 
 pub(crate) async fn run(a: InitArgs) -> anyhow::Result<()> {
@@ -110,9 +104,9 @@ fn token(dir: &Path) -> anyhow::Result<String> {
     })?;
     let cfg = CloudCoreConfig::from_yaml(&text).context("parsing cloudcore.yaml")?;
     let hub = &cfg.modules.cloud_hub;
-    let read = |p: &str| fs::read_to_string(p).with_context(|| format!("reading {p}"));
-    let ca = CertAuthority::from_pem(&read(&hub.tls_ca_file)?, &read(&hub.tls_ca_key_file)?)
-        .context("loading the CA")?;
+    let ca =
+        CertAuthority::load_files(Path::new(&hub.tls_ca_file), Path::new(&hub.tls_ca_key_file))
+            .context("loading the CA")?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     Ok(ca.join_token(&*clock, hub.token_refresh()).to_string())
 }

@@ -297,6 +297,12 @@ impl CertAuthority {
         }
     }
 
+    /// Loads an existing CA from its certificate and key files (what `keadm gettoken` and the
+    /// load driver use to make join tokens for a cloudcore running elsewhere).
+    pub fn load_files(crt: &Path, key: &Path) -> Result<Self, Error> {
+        Self::from_pem(&read(crt)?, &read(key)?)
+    }
+
     /// Writes `rootCA.key` (0600, SEC1 PEM as KubeEdge) and then `rootCA.crt` into `dir`.
     pub fn save(&self, dir: &Path) -> Result<(), Error> {
         write_atomic(&dir.join(CA_KEY_FILE), self.key_pem.as_bytes(), KEY_MODE)?;

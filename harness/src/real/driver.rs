@@ -1,0 +1,750 @@
+//! The real-mode run: start the processes, wait for the fleet, apply the workload and the
+//! faults at their times, sample the processes, check convergence and safety, and build the
+//! report.
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    sync::{
+        Arc, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Result;
+use futures::{StreamExt as _, stream};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use ke_core::Clock as _;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+use simulator::{
+    Scenario,
+    assemble::ack_percentiles_from,
+    outcome::{CheckKind, CheckResult, Metrics, Outcome, Percentiles, RealFigures, Sample},
+    safety::{CHECKS, Violations},
+    scenario::{Fault, Phase},
+    workload::{WRITTEN_MS, configmap_object, diff_holdings, expected_holdings, pod_object, retry},
+};
+use tokio::time::Instant;
+
+use super::{
+    Progress,
+    procs::{self, Cloud, Mark},
+};
+
+const NS: &str = "default";
+/// Requests in flight at once (as the simulator's driver).
+const CONCURRENCY: usize = 64;
+/// Seconds between samples.
+const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// edgemark's `GET /state` (the fields the driver reads).
+#[derive(Debug, Default, serde::Deserialize)]
+struct MarkState {
+    connected: usize,
+    edge_writes: u64,
+    violations: BTreeMap<String, Violations>,
+    sync_ms: Percentiles,
+    #[serde(default)]
+    holdings: BTreeMap<String, simulator::workload::Holdings>,
+}
+
+#[derive(Debug, Default)]
+struct Book {
+    /// Live pods: name → (node, slot).
+    pods: BTreeMap<String, (usize, usize)>,
+    generation: u64,
+    series: Vec<Sample>,
+    faults: Vec<(f64, String)>,
+    checks: Vec<CheckResult>,
+    /// Counters of cloudcore processes that were crashed (restarts reset them).
+    base: BTreeMap<String, f64>,
+    ack_base: Vec<u64>,
+    cloud_cpu_base: f64,
+    cloud_peak_rss: u64,
+    marks_peak_rss: BTreeMap<usize, u64>,
+    marks_cpu: BTreeMap<usize, f64>,
+    queue_peak: u64,
+}
+
+/// One real-mode run.
+pub(crate) struct Run {
+    sc: Scenario,
+    nodes: usize,
+    names: Vec<String>,
+    cloud: tokio::sync::Mutex<Cloud>,
+    cloud_pid: AtomicU32,
+    marks: Vec<Mark>,
+    pods: Api<Pod>,
+    cms: Api<ConfigMap>,
+    book: Mutex<Book>,
+    started: Instant,
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(ke_core::SystemClock.now_millis()).unwrap_or(0)
+}
+
+fn check(name: &str, kind: CheckKind, passed: bool, detail: String) -> CheckResult {
+    CheckResult {
+        name: name.to_owned(),
+        kind,
+        passed,
+        detail,
+    }
+}
+
+impl Run {
+    /// Runs the scenario to its end and returns the report.
+    pub(crate) async fn execute(
+        sc: Scenario,
+        work: PathBuf,
+        progress: impl Fn(Progress) + Send + Sync + 'static,
+    ) -> Result<Outcome> {
+        let nodes = sc.fleet.nodes;
+        let cloud = Cloud::start(&work.join("cloud"), nodes).await?;
+        let token = cloud.token()?;
+        let periods = (
+            sc.edge.heartbeat_s,
+            sc.edge.status_update_period_s,
+            sc.edge.lease_renew_period_s,
+        );
+        let marks = procs::start_marks(&work, &cloud, &token, nodes, periods).await?;
+        let kc = kube::config::Kubeconfig::read_from(&cloud.kubeconfig)?;
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+        let client = kube::Client::try_from(cfg)?;
+        let run = Arc::new(Self {
+            names: (0..nodes).map(|i| format!("edge-{i}")).collect(),
+            cloud_pid: AtomicU32::new(cloud.proc.pid()),
+            cloud: tokio::sync::Mutex::new(cloud),
+            marks,
+            pods: Api::namespaced(client.clone(), NS),
+            cms: Api::namespaced(client, NS),
+            book: Mutex::default(),
+            started: Instant::now(),
+            nodes,
+            sc,
+        });
+        let sampler = tokio::spawn(run.clone().sample_loop(progress));
+        let result = run.drive().await;
+        sampler.abort();
+        let outcome = run.outcome().await;
+        result.map(|()| outcome)
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn t(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    async fn drive(&self) -> Result<()> {
+        let Some(t0) = self.await_ready().await else {
+            return Ok(());
+        };
+        let phases = self.sc.workload.iter().map(|p| self.phase(t0, p));
+        let faults = self.sc.fault.iter().map(|f| self.fault(t0, f));
+        let (_, faults) = futures::join!(
+            futures::future::join_all(phases),
+            futures::future::join_all(faults)
+        );
+        faults.into_iter().collect::<Result<Vec<()>>>()?;
+        let quiet = t0 + Duration::from_secs(self.sc.last_event_s());
+        tokio::time::sleep_until(quiet).await;
+        self.converge(quiet).await;
+        self.safety().await;
+        Ok(())
+    }
+
+    async fn mark_states(&self, brief: bool) -> Vec<MarkState> {
+        let path = if brief { "/state?brief=true" } else { "/state" };
+        let mut out = Vec::new();
+        for m in &self.marks {
+            match procs::get(m.addr, path).await {
+                Ok(body) => out.push(serde_json::from_str(&body).unwrap_or_default()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "edgemark state");
+                    out.push(MarkState::default());
+                }
+            }
+        }
+        out
+    }
+
+    async fn connected(&self) -> usize {
+        self.mark_states(true)
+            .await
+            .iter()
+            .map(|s| s.connected)
+            .sum()
+    }
+
+    async fn await_ready(&self) -> Option<Instant> {
+        let limit = Duration::from_secs(self.sc.checks.ready_within_s);
+        loop {
+            let up = self.connected().await;
+            if up == self.nodes {
+                let detail = format!("{up} nodes connected at {:.1} s", self.t());
+                self.book()
+                    .checks
+                    .push(check("ready", CheckKind::Liveness, true, detail));
+                return Some(Instant::now());
+            }
+            if self.started.elapsed() > limit {
+                let detail = format!(
+                    "only {up} of {} nodes connected after {} s",
+                    self.nodes,
+                    limit.as_secs()
+                );
+                self.book()
+                    .checks
+                    .push(check("ready", CheckKind::Liveness, false, detail));
+                return None;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+// ---- workload ---------------------------------------------------------------------------
+
+impl Run {
+    async fn phase(&self, t0: Instant, p: &Phase) {
+        tokio::time::sleep_until(t0 + Duration::from_secs(p.at_s())).await;
+        match p {
+            Phase::CreatePods {
+                restart_every_s, ..
+            } => self.create_all(*restart_every_s).await,
+            Phase::RollingUpdate {
+                batch,
+                interval_s,
+                restart_every_s,
+                ..
+            } => {
+                self.rolling_update(*batch, *interval_s, *restart_every_s)
+                    .await;
+            }
+            Phase::ConfigmapChurn {
+                rounds, interval_s, ..
+            } => self.churn(*rounds, *interval_s).await,
+        }
+    }
+
+    async fn create_all(&self, restart_every_s: u64) {
+        let f = &self.sc.fleet;
+        for k in 0..f.configmaps {
+            let mut cm = configmap_object(k);
+            stamp(&mut cm.metadata);
+            let pp = PostParams::default();
+            let _ = retry("create configmap", || self.cms.create(&pp, &cm)).await;
+        }
+        let all: Vec<(usize, usize)> = (0..self.nodes)
+            .flat_map(|i| (0..f.pods_per_node).map(move |j| (i, j)))
+            .collect();
+        stream::iter(all)
+            .map(|(node, slot)| self.create_pod(node, slot, 0, restart_every_s))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<()>>()
+            .await;
+    }
+
+    async fn create_pod(&self, node: usize, slot: usize, gen_: u64, restart_every_s: u64) {
+        let f = &self.sc.fleet;
+        let (name, mut pod) =
+            pod_object(&self.names[node], slot, gen_, f.configmaps, restart_every_s);
+        stamp(&mut pod.metadata);
+        let pp = PostParams::default();
+        if retry("create pod", || self.pods.create(&pp, &pod))
+            .await
+            .is_some()
+        {
+            self.book().pods.insert(name, (node, slot));
+        }
+    }
+
+    async fn rolling_update(&self, batch: usize, interval_s: u64, restart_every_s: u64) {
+        let (old, gen_) = {
+            let mut b = self.book();
+            b.generation += 1;
+            (b.pods.clone(), b.generation)
+        };
+        let old: Vec<(String, (usize, usize))> = old.into_iter().collect();
+        for chunk in old.chunks(batch.max(1)) {
+            stream::iter(chunk.iter().cloned())
+                .map(|(name, (node, slot))| async move {
+                    let dp = DeleteParams::default();
+                    let _ = retry("delete pod", || self.pods.delete(&name, &dp)).await;
+                    self.book().pods.remove(&name);
+                    self.create_pod(node, slot, gen_, restart_every_s).await;
+                })
+                .buffer_unordered(CONCURRENCY)
+                .collect::<Vec<()>>()
+                .await;
+            tokio::time::sleep(Duration::from_secs(interval_s)).await;
+        }
+    }
+
+    async fn churn(&self, rounds: u64, interval_s: u64) {
+        for round in 1..=rounds {
+            for k in 0..self.sc.fleet.configmaps {
+                let mut stamped = serde_json::Map::new();
+                stamped.insert(WRITTEN_MS.to_owned(), json!(now_ms().to_string()));
+                let patch = Patch::Merge(json!({
+                    "metadata": {"annotations": stamped},
+                    "data": {"v": round.to_string()},
+                }));
+                let pp = PatchParams::default();
+                let name = format!("cfg-{k}");
+                let _ = retry("patch configmap", || self.cms.patch(&name, &pp, &patch)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(interval_s)).await;
+        }
+    }
+}
+
+/// Stamps an object with the writer's clock (edgemark's sync latency).
+fn stamp(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+    meta.annotations
+        .get_or_insert_default()
+        .insert(WRITTEN_MS.to_owned(), now_ms().to_string());
+}
+
+// ---- faults -----------------------------------------------------------------------------
+
+impl Run {
+    async fn fault(&self, t0: Instant, f: &Fault) -> Result<()> {
+        tokio::time::sleep_until(t0 + Duration::from_secs(f.at_s())).await;
+        let what = format!("{f:?}");
+        self.book().faults.push((self.t(), what));
+        match f {
+            Fault::CrashCloudcore { down_s, .. } => {
+                self.before_cloud_crash().await;
+                let mut cloud = self.cloud.lock().await;
+                cloud.crash_restart(Duration::from_secs(*down_s)).await?;
+                self.cloud_pid.store(cloud.proc.pid(), Ordering::Relaxed);
+            }
+            Fault::CutFleet { duration_s, .. } => self.cut(1.0, *duration_s).await?,
+            Fault::PartitionNodes {
+                share, duration_s, ..
+            } => self.cut(*share, *duration_s).await?,
+            Fault::CrashNodes { share, down_s, .. } => self.cut(*share, *down_s).await?,
+            other => anyhow::bail!("no real-mode form for {other:?}"),
+        }
+        Ok(())
+    }
+
+    async fn cut(&self, share: f64, secs: u64) -> Result<()> {
+        for m in &self.marks {
+            procs::call(m.addr, "POST", &format!("/cut?share={share}&secs={secs}")).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the counters of a cloudcore about to be killed (its successor starts at zero).
+    async fn before_cloud_crash(&self) {
+        let text = self
+            .cloud
+            .lock()
+            .await
+            .metrics_text()
+            .await
+            .unwrap_or_default();
+        let pid = self.cloud_pid.load(Ordering::Relaxed);
+        let cpu = procs::usage(pid).map_or(0.0, |(c, _)| c);
+        let mut b = self.book();
+        for (k, v) in counters(&text) {
+            *b.base.entry(k).or_default() += v;
+        }
+        add_buckets(&mut b.ack_base, &ack_buckets(&text));
+        b.cloud_cpu_base += cpu;
+    }
+}
+
+// ---- sampling ---------------------------------------------------------------------------
+
+impl Run {
+    async fn sample_loop(self: Arc<Self>, progress: impl Fn(Progress)) {
+        let mut next = Instant::now();
+        loop {
+            let states = self.mark_states(true).await;
+            let connected: usize = states.iter().map(|s| s.connected).sum();
+            progress(Progress {
+                seconds: self.t(),
+                connected,
+                nodes: self.nodes,
+            });
+            if Instant::now() >= next {
+                next += SAMPLE_EVERY;
+                self.sample(&states, connected).await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn sample(&self, states: &[MarkState], connected: usize) {
+        let text = match self.cloud.try_lock() {
+            Ok(c) => c.metrics_text().await.unwrap_or_default(),
+            Err(_) => String::new(), // restarting
+        };
+        let queue = procs::metric_sum(&text, "cloudhub_queue_depth") as u64;
+        let pid = self.cloud_pid.load(Ordering::Relaxed);
+        let rss = procs::usage(pid).map_or(0, |(_, r)| r);
+        let sync = merged_sync(states);
+        let mut b = self.book();
+        b.queue_peak = b.queue_peak.max(queue);
+        b.cloud_peak_rss = b.cloud_peak_rss.max(rss);
+        for (k, m) in self.marks.iter().enumerate() {
+            if let Some((cpu, rss)) = procs::usage(m.proc.pid()) {
+                let peak = b.marks_peak_rss.entry(k).or_default();
+                *peak = (*peak).max(rss);
+                b.marks_cpu.insert(k, cpu);
+            }
+        }
+        let t = self.t();
+        b.series.push(Sample {
+            t,
+            connected: connected as u64,
+            pending: 0,
+            queue_depth: queue,
+            sync_p50_ms: sync.p50,
+            sync_p99_ms: sync.p99,
+            rss_bytes: rss,
+            wall_s: t,
+        });
+    }
+}
+
+/// The marks' sync latencies as one: counts added, each percentile the largest.
+fn merged_sync(states: &[MarkState]) -> Percentiles {
+    let mut p = Percentiles::default();
+    for s in states {
+        p.count += s.sync_ms.count;
+        p.p50 = p.p50.max(s.sync_ms.p50);
+        p.p90 = p.p90.max(s.sync_ms.p90);
+        p.p99 = p.p99.max(s.sync_ms.p99);
+        p.max = p.max.max(s.sync_ms.max);
+    }
+    p
+}
+
+/// The counters the report adds across cloudcore restarts: messages and API requests.
+fn counters(text: &str) -> Vec<(String, f64)> {
+    let mut out = vec![
+        (
+            "messages_out".to_owned(),
+            procs::metric(text, "cloudhub_messages_out_total"),
+        ),
+        (
+            "messages_in".to_owned(),
+            procs::metric(text, "cloudhub_messages_in_total"),
+        ),
+    ];
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("apiserver_request_total{verb=\"") else {
+            continue;
+        };
+        let verb = rest.split('"').next().unwrap_or_default();
+        let n: f64 = line
+            .rsplit_once(' ')
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0.0);
+        out.push((format!("api:{verb}"), n));
+    }
+    out
+}
+
+/// CloudHub's ACK latency histogram as per-bucket counts (not cumulative).
+fn ack_buckets(text: &str) -> Vec<u64> {
+    let cumulative: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("cloudhub_ack_latency_seconds_bucket{"))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse().ok()))
+        .collect();
+    let mut prev = 0;
+    cumulative
+        .into_iter()
+        .map(|c: u64| {
+            let n = c.saturating_sub(prev);
+            prev = c;
+            n
+        })
+        .collect()
+}
+
+fn add_buckets(into: &mut Vec<u64>, from: &[u64]) {
+    if into.len() < from.len() {
+        into.resize(from.len(), 0);
+    }
+    for (a, b) in into.iter_mut().zip(from) {
+        *a += b;
+    }
+}
+
+// ---- checks -----------------------------------------------------------------------------
+
+impl Run {
+    async fn converge(&self, quiet: Instant) {
+        let within = Duration::from_secs(self.sc.checks.converge_within_s);
+        let index: BTreeMap<&str, u32> = self
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), u32::try_from(i).unwrap_or(u32::MAX)))
+            .collect();
+        loop {
+            let (diffs, first, offline) = self.differences(&index).await;
+            if diffs == 0 && offline == 0 {
+                let took = quiet.elapsed().as_secs_f64();
+                let detail = format!(
+                    "every node connected and matched the API server {took:.1} s after the last fault or phase"
+                );
+                self.book()
+                    .checks
+                    .push(check("converged", CheckKind::Liveness, true, detail));
+                return;
+            }
+            if quiet.elapsed() >= within {
+                let detail = format!(
+                    "not converged {} s after the last fault or phase: {offline} nodes offline, {diffs} differences {first:?}",
+                    within.as_secs()
+                );
+                self.book()
+                    .checks
+                    .push(check("converged", CheckKind::Liveness, false, detail));
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+    }
+
+    /// Compares every node's store with a fresh list of the API server:
+    /// (differences, the first few, nodes offline).
+    async fn differences(&self, index: &BTreeMap<&str, u32>) -> (u64, Vec<String>, usize) {
+        let lp = ListParams::default();
+        let (Some(pods), Some(cms)) = (
+            retry("list pods", || self.pods.list(&lp)).await,
+            retry("list configmaps", || self.cms.list(&lp)).await,
+        ) else {
+            return (
+                u64::MAX,
+                vec!["the API server could not be listed".into()],
+                0,
+            );
+        };
+        let list_rv = pods
+            .metadata
+            .resource_version
+            .as_deref()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        let expected = expected_holdings(&pods.items, &cms.items, index);
+        let states = self.mark_states(false).await;
+        let offline = self.nodes - states.iter().map(|s| s.connected).sum::<usize>();
+        let (mut count, mut first) = (0u64, Vec::new());
+        let empty = BTreeMap::new();
+        for (i, name) in self.names.iter().enumerate() {
+            let want = expected
+                .get(&u32::try_from(i).unwrap_or(u32::MAX))
+                .unwrap_or(&empty);
+            let held = states
+                .iter()
+                .find_map(|s| s.holdings.get(name))
+                .unwrap_or(&empty);
+            for d in diff_holdings(want, held, list_rv) {
+                count += 1;
+                if first.len() < 3 {
+                    first.push(format!("{name}: {d}"));
+                }
+            }
+        }
+        (count, first, offline)
+    }
+
+    async fn safety(&self) {
+        let states = self.mark_states(true).await;
+        let writes: u64 = states.iter().map(|s| s.edge_writes).sum();
+        let mut seen: BTreeMap<String, Violations> = BTreeMap::new();
+        for s in &states {
+            for (k, v) in &s.violations {
+                let e = seen.entry(k.clone()).or_default();
+                e.count += v.count;
+                e.first
+                    .extend(v.first.iter().take(5 - e.first.len().min(5)).cloned());
+            }
+        }
+        let mut b = self.book();
+        for (name, what) in CHECKS {
+            let (passed, detail) = match seen.get(name) {
+                None => (true, format!("{what} ({writes} edge writes checked)")),
+                Some(v) => (
+                    false,
+                    format!("{} violations, first: {:?}", v.count, v.first),
+                ),
+            };
+            b.checks
+                .push(check(name, CheckKind::Safety, passed, detail));
+        }
+    }
+}
+
+// ---- report -----------------------------------------------------------------------------
+
+impl Run {
+    async fn final_counters(&self) -> (BTreeMap<String, f64>, Vec<u64>, f64) {
+        let text = self
+            .cloud
+            .lock()
+            .await
+            .metrics_text()
+            .await
+            .unwrap_or_default();
+        let pid = self.cloud_pid.load(Ordering::Relaxed);
+        let cpu = procs::usage(pid).map_or(0.0, |(c, _)| c);
+        let b = self.book();
+        let mut all = b.base.clone();
+        for (k, v) in counters(&text) {
+            *all.entry(k).or_default() += v;
+        }
+        let mut acks = b.ack_base.clone();
+        add_buckets(&mut acks, &ack_buckets(&text));
+        (all, acks, b.cloud_cpu_base + cpu)
+    }
+
+    async fn outcome(&self) -> Outcome {
+        let (counters, acks, cloud_cpu) = self.final_counters().await;
+        let states = self.mark_states(true).await;
+        let wall = self.t();
+        let n = self.nodes.max(1) as f64;
+        let api_requests: BTreeMap<String, u64> = counters
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("api:")
+                    .map(|verb| (verb.to_owned(), *v as u64))
+            })
+            .collect();
+        let api_total: u64 = api_requests.values().sum();
+        let mut b = self.book();
+        let metrics = Metrics {
+            sync_latency_ms: merged_sync(&states),
+            ack_latency_ms: ack_percentiles_from(&acks),
+            messages_down_per_node: counters.get("messages_out").copied().unwrap_or(0.0) / n,
+            messages_up_per_node: counters.get("messages_in").copied().unwrap_or(0.0) / n,
+            api_requests,
+            hub_queue_peak: b.queue_peak,
+            faults: std::mem::take(&mut b.faults),
+            ..Metrics::default()
+        };
+        checks_bounds(&self.sc, &mut b, self.nodes);
+        let real = RealFigures {
+            cloudcore_cpu_seconds: cloud_cpu,
+            cloudcore_peak_rss_bytes: b.cloud_peak_rss,
+            cloudcore_rss_per_node_bytes: b.cloud_peak_rss as f64 / n,
+            cloudcore_cpu_seconds_per_node_hour: cloud_cpu / n / (wall / 3600.0).max(1e-9),
+            api_requests_per_node_minute: api_total as f64 / n / (wall / 60.0).max(1e-9),
+            edgemark_processes: self.marks.len(),
+            edgemark_peak_rss_bytes: b.marks_peak_rss.values().sum(),
+            edgemark_cpu_seconds: b.marks_cpu.values().sum(),
+            cloudcore_restarts: u32::try_from(
+                self.sc
+                    .fault
+                    .iter()
+                    .filter(|f| matches!(f, Fault::CrashCloudcore { .. }))
+                    .count(),
+            )
+            .unwrap_or(0),
+        };
+        let checks = std::mem::take(&mut b.checks);
+        let passed = checks.iter().all(|c| c.passed);
+        let pods = b.pods.len();
+        let settings = settings(self.marks.len());
+        Outcome {
+            scenario: self.sc.name.clone(),
+            seed: self.sc.seed,
+            passed,
+            digest: "real mode (not deterministic)".into(),
+            nodes: self.nodes,
+            pods,
+            sim_seconds: wall,
+            wall_seconds: wall,
+            peak_rss_bytes: b.cloud_peak_rss,
+            events: 0,
+            checks,
+            metrics,
+            series: std::mem::take(&mut b.series),
+            crash: None,
+            real: Some(real),
+            settings,
+        }
+    }
+}
+
+fn settings(marks: usize) -> BTreeMap<String, String> {
+    [
+        ("mode", "real".to_owned()),
+        ("edgemark_processes", marks.to_string()),
+        ("tls", "rustls, mutual TLS after a real join".to_owned()),
+        (
+            "not_measured",
+            "reconnect time, bytes on the wire".to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// `hub_queues_bounded` and, when set, `memory_bounded` (on cloudcore's peak RSS).
+fn checks_bounds(sc: &Scenario, b: &mut Book, nodes: usize) {
+    let (q, max) = (b.queue_peak, sc.checks.hub_queue_max);
+    b.checks.push(check(
+        "hub_queues_bounded",
+        CheckKind::Safety,
+        q <= max,
+        format!("peak CloudHub queue depth {q} (bound {max})"),
+    ));
+    if sc.checks.rss_max_mib > 0 {
+        let mib = b.cloud_peak_rss / (1024 * 1024);
+        b.checks.push(check(
+            "memory_bounded",
+            CheckKind::Safety,
+            mib <= sc.checks.rss_max_mib,
+            format!(
+                "cloudcore peak RSS {mib} MiB for {nodes} nodes (bound {} MiB)",
+                sc.checks.rss_max_mib
+            ),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: the ACK histogram and counters are read back from cloudcore's exposition.
+    #[test]
+    fn prometheus_text_is_read_back() {
+        let text = "# HELP x\n\
+            cloudhub_ack_latency_seconds_bucket{le=\"0.005\"} 2\n\
+            cloudhub_ack_latency_seconds_bucket{le=\"0.01\"} 5\n\
+            cloudhub_ack_latency_seconds_bucket{le=\"+Inf\"} 6\n\
+            cloudhub_messages_out_total 42\n\
+            apiserver_request_total{verb=\"create\",method=\"POST\",code=\"201\"} 7\n\
+            apiserver_request_total{verb=\"create\",method=\"POST\",code=\"409\"} 1\n";
+        assert_eq!(ack_buckets(text), vec![2, 3, 1]);
+        let c: BTreeMap<String, f64> =
+            counters(text)
+                .into_iter()
+                .fold(BTreeMap::new(), |mut m, (k, v)| {
+                    *m.entry(k).or_default() += v;
+                    m
+                });
+        assert_eq!(c["messages_out"], 42.0);
+        assert_eq!(c["api:create"], 8.0);
+        let mut base = vec![1, 1];
+        add_buckets(&mut base, &[2, 3, 1]);
+        assert_eq!(base, vec![3, 4, 1]);
+    }
+}
