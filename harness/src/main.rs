@@ -111,6 +111,10 @@ enum Cmd {
         /// reports/capacity/<scenario>).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Keep a size's existing real-mode report in the directory instead of running it
+        /// again (resumes an interrupted sweep).
+        #[arg(long)]
+        reuse: bool,
     },
     /// Summarize existing run directories (each with a report.json) into perf.md/json/svg.
     PerfSummary {
@@ -166,7 +170,12 @@ fn dispatch(cli: Cli) -> Result<u8> {
         } => cmd_run_real(&common, nodes, out),
         Cmd::Determinism { common, nodes } => cmd_determinism(&common, nodes),
         Cmd::Perf { common, nodes, out } => cmd_perf(&common, &nodes, out),
-        Cmd::Capacity { common, nodes, out } => cmd_capacity(&common, &nodes, out),
+        Cmd::Capacity {
+            common,
+            nodes,
+            out,
+            reuse,
+        } => cmd_capacity(&common, &nodes, out, reuse),
         Cmd::PerfSummary { out, runs } => {
             let mut all = Vec::new();
             for dir in &runs {
@@ -424,20 +433,23 @@ fn cmd_determinism(c: &Common, nodes: Option<usize>) -> Result<u8> {
     }
 }
 
-fn cmd_capacity(c: &Common, sizes: &[usize], out: Option<PathBuf>) -> Result<u8> {
+fn cmd_capacity(c: &Common, sizes: &[usize], out: Option<PathBuf>, reuse: bool) -> Result<u8> {
     let sc = load(&c.scenario)?;
     real::check_supported(&sc)?;
     let dir = out.unwrap_or_else(|| Path::new("reports").join("capacity").join(&sc.name));
     let mut all = Vec::new();
     let mut worst = 0;
     for &n in sizes {
-        let o = run_child_in(
-            c,
-            sc.seed,
-            Some(n),
-            &dir.join(format!("{n}-nodes")),
-            Mode::Real,
-        )?;
+        let run_dir = dir.join(format!("{n}-nodes"));
+        let kept = reuse
+            .then(|| std::fs::read_to_string(run_dir.join("report.json")).ok())
+            .flatten()
+            .and_then(|t| serde_json::from_str::<Outcome>(&t).ok())
+            .filter(|o| o.real.is_some() && o.nodes == n);
+        let o = match kept {
+            Some(o) => o,
+            None => run_child_in(c, sc.seed, Some(n), &run_dir, Mode::Real)?,
+        };
         worst = worst.max(o.exit_code());
         all.push(o);
         report::write_capacity(&all, &dir)?;

@@ -26,7 +26,7 @@ use std::{
 
 use ke_core::{Entropy, Seed};
 use ke_edge::{
-    config::{EdgeCoreConfig, EdgedRuntime},
+    config::EdgeCoreConfig,
     daemon::{Deps, EdgeCore},
     edged::{SimConfig, SimRuntime},
     metamanager::MetaStore,
@@ -349,25 +349,14 @@ pub struct VirtualNode {
 
 impl VirtualNode {
     fn config(&self, cloud: &str, token: &str) -> EdgeCoreConfig {
-        let p = |rel: &str| self.dir.join(rel).display().to_string();
-        let mut cfg = EdgeCoreConfig::default();
-        cfg.database.data_source = p("edgecore.db");
-        cfg.monitor_server.enable = false;
-        let hub = &mut cfg.modules.edge_hub;
-        hub.tls_ca_file = p("ca/rootCA.crt");
-        hub.tls_cert_file = p("certs/server.crt");
-        hub.tls_private_key_file = p("certs/server.key");
-        hub.websocket.server = format!("{cloud}:10000");
-        hub.http_server = format!("https://{cloud}:10002");
-        hub.token = token.to_owned();
-        hub.heartbeat = self.shared.scenario.edge.heartbeat_s;
-        let edged = &mut cfg.modules.edged;
-        edged
-            .tailored_kubelet_flag
-            .hostname_override
-            .clone_from(&self.name);
-        edged.tailored_kubelet_flag.root_directory = p("edged");
-        edged.runtime = EdgedRuntime::Sim;
+        let mut cfg = EdgeCoreConfig::virtual_node(
+            &self.dir,
+            &self.name,
+            format!("{cloud}:10000"),
+            format!("https://{cloud}:10002"),
+            token,
+        );
+        cfg.modules.edge_hub.heartbeat = self.shared.scenario.edge.heartbeat_s;
         cfg
     }
 

@@ -343,8 +343,8 @@ impl Run {
         Ok(())
     }
 
-    /// Keeps the counters of a cloudcore about to be killed (its successor starts at zero).
-    async fn before_cloud_crash(&self) {
+    /// cloudcore's metrics text and CPU seconds so far.
+    async fn cloud_now(&self) -> (String, f64) {
         let text = self
             .cloud
             .lock()
@@ -353,7 +353,12 @@ impl Run {
             .await
             .unwrap_or_default();
         let pid = self.cloud_pid.load(Ordering::Relaxed);
-        let cpu = procs::usage(pid).map_or(0.0, |(c, _)| c);
+        (text, procs::usage(pid).map_or(0.0, |(c, _)| c))
+    }
+
+    /// Keeps the counters of a cloudcore about to be killed (its successor starts at zero).
+    async fn before_cloud_crash(&self) {
+        let (text, cpu) = self.cloud_now().await;
         let mut b = self.book();
         for (k, v) in counters(&text) {
             *b.base.entry(k).or_default() += v;
@@ -594,15 +599,7 @@ impl Run {
 
 impl Run {
     async fn final_counters(&self) -> (BTreeMap<String, f64>, Vec<u64>, f64) {
-        let text = self
-            .cloud
-            .lock()
-            .await
-            .metrics_text()
-            .await
-            .unwrap_or_default();
-        let pid = self.cloud_pid.load(Ordering::Relaxed);
-        let cpu = procs::usage(pid).map_or(0.0, |(c, _)| c);
+        let (text, cpu) = self.cloud_now().await;
         let b = self.book();
         let mut all = b.base.clone();
         for (k, v) in counters(&text) {

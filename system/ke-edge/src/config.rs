@@ -99,6 +99,35 @@ impl Default for EdgeCoreConfig {
 }
 
 impl EdgeCoreConfig {
+    /// A node named `node` with its database, certificates and edged root under `dir`, the
+    /// `sim` pod runtime, no metrics endpoint, reaching CloudHub at `websocket` (HOST:PORT)
+    /// and the certificate server at `cert_server` (an `https://` URL) with join `token`.
+    /// What the fleet simulator's and edgemark's virtual nodes run.
+    pub fn virtual_node(
+        dir: &std::path::Path,
+        node: &str,
+        websocket: String,
+        cert_server: String,
+        token: &str,
+    ) -> Self {
+        let p = |rel: &str| dir.join(rel).display().to_string();
+        let mut cfg = Self::default();
+        cfg.database.data_source = p("edgecore.db");
+        cfg.monitor_server.enable = false;
+        let hub = &mut cfg.modules.edge_hub;
+        hub.tls_ca_file = p("ca/rootCA.crt");
+        hub.tls_cert_file = p("certs/server.crt");
+        hub.tls_private_key_file = p("certs/server.key");
+        hub.websocket.server = websocket;
+        hub.http_server = cert_server;
+        token.clone_into(&mut hub.token);
+        let edged = &mut cfg.modules.edged;
+        node.clone_into(&mut edged.tailored_kubelet_flag.hostname_override);
+        edged.tailored_kubelet_flag.root_directory = p("edged");
+        edged.runtime = EdgedRuntime::Sim;
+        cfg
+    }
+
     /// Parses `edgecore.yaml` text. Omitted keys take their defaults; an empty document is the
     /// default configuration. Does not [`validate`](Self::validate).
     pub fn from_yaml(text: &str) -> Result<Self, ConfigError> {

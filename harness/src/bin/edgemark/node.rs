@@ -16,7 +16,7 @@ use std::{
 
 use ke_core::{Clock, Entropy, SystemClock};
 use ke_edge::{
-    config::{EdgeCoreConfig, EdgedRuntime},
+    config::EdgeCoreConfig,
     daemon::{Deps, EdgeCore},
     edged::{SimConfig, SimRuntime},
     metamanager::{MetaStore, Observed},
@@ -79,29 +79,15 @@ impl Node {
     }
 
     fn config(&self) -> EdgeCoreConfig {
-        let p = |rel: &str| self.dir.join(rel).display().to_string();
-        let mut cfg = EdgeCoreConfig::default();
-        cfg.database.data_source = p("edgecore.db");
-        cfg.monitor_server.enable = false;
-        let hub = &mut cfg.modules.edge_hub;
-        hub.tls_ca_file = p("ca/rootCA.crt");
-        hub.tls_cert_file = p("certs/server.crt");
-        hub.tls_private_key_file = p("certs/server.key");
-        hub.websocket.server = self.plan.cloudcore.to_string();
-        hub.http_server = format!(
-            "https://{}:{}",
-            self.plan.cloudcore.ip(),
-            self.plan.cert_port
+        let cloud = self.plan.cloudcore;
+        let mut cfg = EdgeCoreConfig::virtual_node(
+            &self.dir,
+            &self.name,
+            cloud.to_string(),
+            format!("https://{}:{}", cloud.ip(), self.plan.cert_port),
+            &self.plan.token,
         );
-        hub.token.clone_from(&self.plan.token);
-        hub.heartbeat = self.plan.heartbeat_s;
-        let edged = &mut cfg.modules.edged;
-        edged
-            .tailored_kubelet_flag
-            .hostname_override
-            .clone_from(&self.name);
-        edged.tailored_kubelet_flag.root_directory = p("edged");
-        edged.runtime = EdgedRuntime::Sim;
+        cfg.modules.edge_hub.heartbeat = self.plan.heartbeat_s;
         cfg
     }
 
