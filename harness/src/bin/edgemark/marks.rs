@@ -2,10 +2,12 @@
 //! and the sync latency of writes stamped by the load driver.
 //!
 //! Sync latency: `fleet run --mode real` stamps every object it writes with the annotation
-//! `edgefleet.io/written-ms` (Unix milliseconds just before the request). The first time a node stores
-//! an object with a new stamp, now minus the stamp is one sample: API server, watch,
-//! EdgeController, CloudHub, the wire and the edge's commit. Across machines it is only as
-//! good as their clocks' agreement.
+//! `edgefleet.io/written-ms` (Unix milliseconds just before the request). When a node first
+//! stores a pod, or stores a new write (a new stamp) of an object it already held, now minus
+//! the stamp is one sample: API server, watch, EdgeController, CloudHub, the wire and the
+//! edge's commit. Status updates keep the stamp and are not samples; neither is a
+//! configmap's first arrival (it follows the pod that references it, not the write). Across
+//! machines it is only as good as their clocks' agreement.
 
 use std::{
     collections::HashMap,
@@ -70,9 +72,16 @@ impl Marks {
         let mut g = self.lock();
         let seen = g.safety.observe(node, name, o);
         if let (Seen::Stored(_), Some(stamp)) = (seen, stamp) {
-            let key = (node, o.key.to_owned());
-            if g.stamped.get(&key) != Some(&stamp) {
-                g.stamped.insert(key, stamp);
+            let is_pod = o.key.contains("/pod/");
+            let prev = g.stamped.insert((node, o.key.to_owned()), stamp);
+            // A pod's first arrival, or a new write of an object the node already held. A
+            // configmap's first arrival at a node is not a sample: the node needed it only
+            // when a pod began to reference it, which may be long after it was written.
+            let sample = match prev {
+                Some(p) => p != stamp,
+                None => is_pod,
+            };
+            if sample {
                 let _ = g.sync.record(now.saturating_sub(stamp));
             }
         } else if seen == Seen::Gone {
@@ -106,5 +115,47 @@ impl Marks {
                 max: h.max() as f64,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ke_edge::metamanager::Applied;
+    use serde_json::json;
+
+    fn write(m: &Marks, key: &str, rv: &str, stamp: u64, applied: &Applied) {
+        let object = json!({
+            "metadata": {"annotations": {WRITTEN_MS: stamp.to_string()}},
+            "spec": {"nodeName": "n0"},
+        });
+        m.observe(
+            0,
+            "n0",
+            &Observed {
+                key,
+                uid: Some("u"),
+                resource_version: Some(rv),
+                object: Some(&object),
+                applied,
+                release: false,
+            },
+        );
+    }
+
+    /// Goal: a pod's first arrival and a configmap's new write are samples; a status update
+    /// of the same pod and a configmap's first arrival are not.
+    #[test]
+    fn only_new_writes_are_sync_samples() {
+        let m = Marks::new();
+        let (ins, upd) = (Applied::Inserted, Applied::Updated);
+        write(&m, "d/pod/p", "1", 100, &ins);
+        write(&m, "d/pod/p", "2", 100, &upd);
+        write(&m, "d/configmap/c", "3", 50, &ins);
+        assert_eq!(m.summary().sync_ms.count, 1);
+        write(&m, "d/configmap/c", "4", 200, &upd);
+        let s = m.summary();
+        assert_eq!((s.sync_ms.count, s.edge_writes), (2, 4));
+        assert!(s.violations.is_empty());
     }
 }
