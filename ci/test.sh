@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash ci/deps.sh
 # RUSTFLAGS would replace .cargo/config.toml's --cfg tokio_unstable; never let it leak in.
 unset RUSTFLAGS RUSTDOCFLAGS
+# Incremental caches double the size of a one-shot build; CI never reuses them.
+export CARGO_INCREMENTAL=0
 echo "== fmt"; cargo fmt --all -- --check
 echo "== clippy"; cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== build"; cargo build --workspace --all-targets --locked
