@@ -19,6 +19,8 @@
 //! - [`codec`]: [`decode`] / [`encode`] of one frame, bounded by [`Limits`].
 //! - [`inventory`]: the edge's inventory message (UID → resourceVersion) for incremental resync.
 //! - [`ids`]: the [`NodeId`] newtype and the [`MsgIdSource`] seam (callers supply message ids).
+//! - [`twin`]: DeviceTwin payloads (twin update/result/delta/document, state, membership) and
+//!   the MQTT topic grammar shared by edgecore, cloudcore and mappers.
 
 pub mod ack;
 pub mod codec;
@@ -28,6 +30,7 @@ pub mod inventory;
 pub mod message;
 pub mod names;
 pub mod resource;
+pub mod twin;
 
 pub use ack::Delivery;
 pub use codec::{
