@@ -95,6 +95,8 @@ fn edge_config(dir: &std::path::Path, node: &str, cloud: &str, token: &str) -> E
     edged.tailored_kubelet_flag.hostname_override = node.to_owned();
     edged.tailored_kubelet_flag.root_directory = p("edged");
     edged.runtime = EdgedRuntime::Sim;
+    // rumqttc would open a real socket inside the simulation.
+    cfg.modules.event_bus.enable = false;
     cfg
 }
 

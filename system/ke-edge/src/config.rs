@@ -125,6 +125,10 @@ impl EdgeCoreConfig {
         node.clone_into(&mut edged.tailored_kubelet_flag.hostname_override);
         edged.tailored_kubelet_flag.root_directory = p("edged");
         edged.runtime = EdgedRuntime::Sim;
+        // No MQTT broker in a simulated or load-test fleet (its client would open real
+        // sockets outside the transport seam); devices there use an in-memory bus.
+        cfg.modules.event_bus.enable = false;
+        cfg.modules.device_twin.enable = false;
         cfg
     }
 

@@ -7,12 +7,17 @@
 //! - [`config`]: `edgecore.yaml` (KubeEdge's `EdgeCore` v1alpha2 keys), defaults and validation.
 //! - [`node`]: the node agent: inventory and registration on connect, node status, lease,
 //!   pod status and final pod deletes upstream.
+//! - [`devicetwin`]: device twins (SQLite), mapper requests, durable in-order reports to the
+//!   cloud.
+//! - [`eventbus`]: the MQTT side of DeviceTwin (a rumqttc client, or an in-memory bus).
 //! - [`daemon`]: [`daemon::EdgeCore`], which assembles all of the above from an
 //!   `edgecore.yaml` and runs it until shutdown.
 pub mod certificate;
 pub mod config;
 pub mod daemon;
+pub mod devicetwin;
 pub mod edged;
 pub mod edgehub;
+pub mod eventbus;
 pub mod metamanager;
 pub mod node;

@@ -13,6 +13,7 @@ use ke_proto::Message;
 use tokio::sync::{mpsc, watch};
 
 use crate::{
+    devicetwin::TwinMetrics,
     edgehub::{CloudState, EdgeHubMetrics},
     node::NodeMetrics,
 };
@@ -35,8 +36,12 @@ pub(crate) struct Shared {
     pub(crate) routed_meta: AtomicU64,
     /// Downstream replies routed to the node agent.
     pub(crate) routed_replies: AtomicU64,
-    /// Downstream `twin` messages dropped (no DeviceTwin yet).
+    /// Downstream device messages routed to DeviceTwin.
+    pub(crate) routed_twin: AtomicU64,
+    /// Downstream device messages dropped (DeviceTwin disabled).
     pub(crate) dropped_twin: AtomicU64,
+    /// DeviceTwin's counters.
+    pub(crate) twin: Arc<TwinMetrics>,
 }
 
 pub(crate) fn inc(c: &AtomicU64) {
@@ -82,6 +87,11 @@ impl EdgeCoreHandle {
     /// The node agent's counters.
     pub fn node_metrics(&self) -> Arc<NodeMetrics> {
         self.shared.node.clone()
+    }
+
+    /// DeviceTwin's counters (zero while it does not run).
+    pub fn twin_metrics(&self) -> Arc<TwinMetrics> {
+        self.shared.twin.clone()
     }
 
     /// EdgeHub's counters, once EdgeHub runs (after the credentials are there).
@@ -133,11 +143,14 @@ impl EdgeCoreHandle {
              # TYPE edgecore_messages_in_total counter\n\
              edgecore_messages_in_total{{route=\"metamanager\"}} {}\n\
              edgecore_messages_in_total{{route=\"node\"}} {}\n\
+             edgecore_messages_in_total{{route=\"devicetwin\"}} {}\n\
              edgecore_messages_in_total{{route=\"twin_dropped\"}} {}",
             get(&s.routed_meta),
             get(&s.routed_replies),
+            get(&s.routed_twin),
             get(&s.dropped_twin),
         );
+        out.push_str(&s.twin.to_prometheus());
         let _ = writeln!(
             out,
             "# HELP edgecore_messages_out_total Upstream messages queued by the node agent.\n\

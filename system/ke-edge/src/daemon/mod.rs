@@ -62,8 +62,10 @@ use self::{
 use crate::{
     certificate::{self, CertPaths, EdgeCredentials},
     config::{ConfigError, EdgeCoreConfig},
+    devicetwin::{DeviceTwin, DeviceTwinConfig, TwinInputs},
     edged::{PodManager, PodManagerConfig, Runtime},
     edgehub::{CloudState, EdgeHubConfig},
+    eventbus::{self, BusEnds, mqtt::MqttConfig},
     metamanager::{MetaManager, MetaStore},
     node::{NodeAgent, NodeConfig, NodeInputs, NodeMetrics, NodeResources},
 };
@@ -80,6 +82,8 @@ pub const REPLIES_QUEUE_MAX: usize = 64;
 pub const EDGED_QUEUE_MAX: usize = 128;
 /// Pod reports from edged to the node agent (edged coalesces behind it).
 pub const REPORTS_QUEUE_MAX: usize = 64;
+/// Device messages from the router, and device writes from MetaManager, to DeviceTwin.
+pub const TWIN_QUEUE_MAX: usize = 128;
 
 /// What edgecore runs on: sockets, wall clock, randomness.
 pub struct Deps<T: Transport> {
@@ -127,6 +131,9 @@ pub enum Error {
     /// The node agent stopped.
     #[error("node agent stopped")]
     Node(#[source] crate::node::Error),
+    /// DeviceTwin could not start or stopped.
+    #[error("device twin stopped")]
+    Twin(#[source] crate::devicetwin::Error),
     /// A task's channel closed under it (another task ended).
     #[error("the {channel} channel closed")]
     ChannelClosed {
@@ -159,6 +166,12 @@ pub struct EdgeCore<T: Transport, R: Runtime> {
     hub_cfg: EdgeHubConfig,
     upstream: (mpsc::Sender<Message>, mpsc::Receiver<Message>),
     shared: Arc<Shared>,
+    /// DeviceTwin, when `modules.deviceTwin.enable`.
+    twin: Option<DeviceTwin>,
+    /// The MQTT broker, when DeviceTwin and `modules.eventBus` run and no bus was given.
+    mqtt: Option<MqttConfig>,
+    /// A bus given by the caller (the simulator's in-memory bus).
+    bus: Option<BusEnds>,
 }
 
 impl<T: Transport, R: Runtime> std::fmt::Debug for EdgeCore<T, R> {
@@ -210,8 +223,25 @@ impl<T: Transport, R: Runtime> EdgeCore<T, R> {
             upstream: upstream.0.downgrade(),
             routed_meta: Default::default(),
             routed_replies: Default::default(),
+            routed_twin: Default::default(),
             dropped_twin: Default::default(),
+            twin: Arc::default(),
         });
+        let twin = if cfg.modules.device_twin.enable {
+            let ids = ids_from(&deps.entropy, "devicetwin");
+            let twin = DeviceTwin::new(
+                store.clone(),
+                cfg.node_name(),
+                deps.clock.clone(),
+                ids,
+                DeviceTwinConfig::default(),
+            )
+            .map_err(Error::Twin)?;
+            Some(twin.with_metrics(shared.twin.clone()))
+        } else {
+            None
+        };
+        let mqtt = mqtt_config(&cfg, twin.is_some())?;
         Ok(Self {
             cfg,
             deps,
@@ -224,7 +254,18 @@ impl<T: Transport, R: Runtime> EdgeCore<T, R> {
             hub_cfg,
             upstream,
             shared,
+            twin,
+            mqtt,
+            bus: None,
         })
+    }
+
+    /// DeviceTwin talks to mappers over `bus` instead of an MQTT broker (the simulator's
+    /// in-memory bus; tests).
+    #[must_use]
+    pub fn with_bus(mut self, bus: BusEnds) -> Self {
+        self.bus = Some(bus);
+        self
     }
 
     /// Reports `resources` as the node's capacity (default: fixed values, see
@@ -322,6 +363,9 @@ struct Tasks<T: Transport, R: Runtime> {
     agent: NodeAgent,
     shared: Arc<Shared>,
     upstream: (mpsc::Sender<Message>, mpsc::Receiver<Message>),
+    twin: Option<DeviceTwin>,
+    bus: Option<BusEnds>,
+    mqtt: Option<(MqttConfig, eventbus::AdapterEnds)>,
 }
 
 impl<T: Transport, R: Runtime> Tasks<T, R> {
@@ -354,6 +398,14 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
             paths: cert_paths(&core.cfg),
             creds,
         });
+        let (bus, mqtt) = match (core.bus, core.mqtt) {
+            (Some(bus), _) => (Some(bus), None),
+            (None, Some(mqtt)) => {
+                let (bus, adapter) = eventbus::bus_pair();
+                (Some(bus), Some((mqtt, adapter)))
+            }
+            (None, None) => (None, None),
+        };
         Self {
             hub,
             meta,
@@ -361,6 +413,9 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
             agent,
             shared: core.shared,
             upstream: core.upstream,
+            twin: core.twin,
+            bus,
+            mqtt,
         }
     }
 
@@ -383,14 +438,27 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
                 }
             }
         };
+        let (twin_tx, twin_rx) = mpsc::channel(TWIN_QUEUE_MAX);
+        let (twin_dev_tx, twin_dev_rx) = mpsc::channel(TWIN_QUEUE_MAX);
+        let twin_on = self.twin.is_some();
         let routes = Routes {
             meta: meta_tx,
             replies: replies_tx,
+            twin: twin_on.then_some(twin_tx),
         };
         let router = tasks::route(down_rx, routes, shared.clone(), stop.clone());
-        let meta = self
-            .meta
-            .run(meta_rx, up_tx.clone(), edged_tx, stop.cancelled());
+        let meta = match twin_on {
+            true => self.meta.with_twin(twin_dev_tx),
+            false => self.meta,
+        }
+        .run(meta_rx, up_tx.clone(), edged_tx, stop.cancelled());
+        let twin_inputs = TwinInputs {
+            cloud: shared.cloud.subscribe(),
+            from_cloud: twin_rx,
+            devices: twin_dev_rx,
+            bus: self.bus,
+        };
+        let twin = run_twin(self.twin, self.mqtt, twin_inputs, up_tx.clone(), stop);
         let pods = async {
             match self.pods {
                 Some(pods) => pods.run(edged_rx, reports_tx, stop.cancelled()).await,
@@ -418,8 +486,57 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
             guarded("node", stop, failed, async {
                 agent.await.map_err(Error::Node)
             }),
+            guarded("devicetwin", stop, failed, twin),
         );
     }
+}
+
+/// DeviceTwin and its MQTT adapter until shutdown (or just shutdown when it does not run).
+/// The adapter ends only at shutdown, and DeviceTwin keeps working while the broker is away.
+async fn run_twin(
+    twin: Option<DeviceTwin>,
+    mqtt: Option<(MqttConfig, eventbus::AdapterEnds)>,
+    inputs: TwinInputs,
+    upstream: mpsc::Sender<Message>,
+    stop: &CancellationToken,
+) -> Result<(), Error> {
+    let adapter = async {
+        match mqtt {
+            Some((cfg, ends)) => eventbus::mqtt::run(cfg, ends, stop.cancelled()).await,
+            None => stop.cancelled().await,
+        }
+    };
+    let twin = async {
+        match twin {
+            Some(twin) => twin
+                .run(inputs, upstream, stop.cancelled())
+                .await
+                .map_err(Error::Twin),
+            None => {
+                stop.cancelled().await;
+                Ok(())
+            }
+        }
+    };
+    tokio::join!(adapter, twin).1
+}
+
+/// The broker DeviceTwin's EventBus connects to, when both run. `mqttMode` 0 (internal broker
+/// only) is refused: no broker is embedded yet, so a mapper could not reach the node.
+fn mqtt_config(cfg: &EdgeCoreConfig, twin_on: bool) -> Result<Option<MqttConfig>, ConfigError> {
+    let bus = &cfg.modules.event_bus;
+    if !twin_on || !bus.enable {
+        return Ok(None);
+    }
+    if bus.mqtt_mode == 0 {
+        return Err(ke_core::config::invalid(
+            "modules.eventBus.mqttMode",
+            "0 (internal broker only) is not supported: no broker is embedded; use 2 with an external broker",
+        ));
+    }
+    MqttConfig::from_url(&bus.mqtt_server_external, cfg.node_name(), bus.mqtt_qos)
+        .map(Some)
+        .map_err(|e| ke_core::config::invalid("modules.eventBus.mqttServerExternal", e.to_string()))
 }
 
 /// Awaits a task; however it ends, every other task is told to stop. The first failure is

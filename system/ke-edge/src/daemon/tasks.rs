@@ -142,11 +142,19 @@ fn jittered(d: Duration, entropy: &Entropy) -> Duration {
 pub(crate) struct Routes {
     pub(crate) meta: mpsc::Sender<Message>,
     pub(crate) replies: mpsc::Sender<Message>,
+    /// DeviceTwin, if it runs.
+    pub(crate) twin: Option<mpsc::Sender<Message>>,
 }
 
-/// Routes downstream messages until shutdown or until EdgeHub is gone: replies
-/// (`parent_msg_id` set) to the node agent, group `twin` dropped (no DeviceTwin yet), the rest
-/// to MetaManager. A full destination stalls the router, and so EdgeHub's reader (the cloud
+/// True for what DeviceTwin handles: group `twin` (membership, the confirmations of its
+/// reports) and any reply about a device (`device/<ns>/<name>/…`, error replies have no group).
+fn is_twin_traffic(msg: &Message) -> bool {
+    msg.route.group == Group::Twin || (msg.is_reply() && msg.route.resource.starts_with("device/"))
+}
+
+/// Routes downstream messages until shutdown or until EdgeHub is gone: device traffic to
+/// DeviceTwin (dropped when it does not run), other replies (`parent_msg_id` set) to the node
+/// agent, the rest to MetaManager. A full destination stalls the router, and so EdgeHub's reader (the cloud
 /// then holds and resends its un-ACKed messages).
 pub(crate) async fn route(
     mut downstream: mpsc::Receiver<Message>,
@@ -163,13 +171,17 @@ pub(crate) async fn route(
                 None => return Ok(()),
             },
         };
-        let (tx, channel) = if msg.is_reply() {
+        let (tx, channel) = if is_twin_traffic(&msg) {
+            let Some(twin) = &routes.twin else {
+                super::handle::inc(&shared.dropped_twin);
+                debug!(resource = %msg.route.resource, "deviceTwin disabled; dropping twin message");
+                continue;
+            };
+            super::handle::inc(&shared.routed_twin);
+            (twin, "devicetwin")
+        } else if msg.is_reply() {
             super::handle::inc(&shared.routed_replies);
             (&routes.replies, "node")
-        } else if msg.route.group == Group::Twin {
-            super::handle::inc(&shared.dropped_twin);
-            debug!(resource = %msg.route.resource, "no device twin yet; dropping twin message");
-            continue;
         } else {
             super::handle::inc(&shared.routed_meta);
             (&routes.meta, "metamanager")

@@ -185,6 +185,12 @@ impl MetaStore {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Runs `f` on the connection: other modules keep their tables in the same database
+    /// (DeviceTwin), so one node has one SQLite file and one page cache.
+    pub(crate) fn with_conn<R>(&self, f: impl FnOnce(&mut Connection) -> R) -> R {
+        f(&mut self.lock())
+    }
+
     /// Applies a downstream `insert`/`update`/`delete` and commits before returning.
     ///
     /// Idempotent: a redelivery (same version) and an older version write nothing; an insert

@@ -6,7 +6,7 @@
 //! 2. if CloudHub waits for an ACK ([`Message::needs_ack`]), send `response`/`"OK"` on the
 //!    ACK channel: the ACK can only follow a commit;
 //! 3. if the store changed and the object is a pod, configmap or secret, forward the message
-//!    to edged.
+//!    to edged; a device or device model, to DeviceTwin (when it runs).
 //!
 //! A store error sends no ACK (the cloud resends); a message that is not a valid write gets an
 //! `error` reply instead. A `query` (from edged, or any module) is answered from SQLite, as
@@ -29,6 +29,8 @@ pub struct MetaManager {
     store: MetaStore,
     clock: Arc<dyn Clock>,
     ids: Box<dyn MsgIdSource + Send>,
+    /// Where Device and DeviceModel writes go (DeviceTwin), if it runs.
+    twin: Option<mpsc::Sender<Message>>,
 }
 
 impl std::fmt::Debug for MetaManager {
@@ -42,7 +44,19 @@ impl std::fmt::Debug for MetaManager {
 impl MetaManager {
     /// A manager over `store`; `ids` makes the ids of ACKs and replies.
     pub fn new(store: MetaStore, clock: Arc<dyn Clock>, ids: Box<dyn MsgIdSource + Send>) -> Self {
-        Self { store, clock, ids }
+        Self {
+            store,
+            clock,
+            ids,
+            twin: None,
+        }
+    }
+
+    /// Forwards committed Device and DeviceModel writes to DeviceTwin through `tx`.
+    #[must_use]
+    pub fn with_twin(mut self, tx: mpsc::Sender<Message>) -> Self {
+        self.twin = Some(tx);
+        self
     }
 
     /// The store (a shared handle).
@@ -125,6 +139,10 @@ impl MetaManager {
         }
         if applied.changed() && is_for_edged(&msg) {
             forward(edged_tx, msg).await;
+        } else if let Some(twin) = self.twin.as_ref().filter(|_| applied.changed())
+            && is_for_twin(&msg)
+        {
+            forward(twin, msg).await;
         }
         Ok(())
     }
@@ -174,6 +192,14 @@ fn is_for_edged(msg: &Message) -> bool {
     matches!(
         msg.resource_type(),
         Some(ResourceType::Pod | ResourceType::ConfigMap | ResourceType::Secret)
+    )
+}
+
+/// Devices and device models are what DeviceTwin acts on.
+fn is_for_twin(msg: &Message) -> bool {
+    matches!(
+        msg.resource_type(),
+        Some(ResourceType::Device | ResourceType::DeviceModel)
     )
 }
 
