@@ -45,6 +45,13 @@ pub(crate) struct JoinArgs {
     /// Seconds to wait for the node to be registered.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// The MQTT broker DeviceTwin and the mappers share (`modules.eventBus.mqttServerExternal`),
+    /// `tcp://HOST:PORT`.
+    #[arg(long, default_value = "tcp://127.0.0.1:1883")]
+    mqtt_server: String,
+    /// Run without DeviceTwin and EventBus (no MQTT connection; devices are not served).
+    #[arg(long)]
+    no_devices: bool,
 }
 
 fn edge_config(a: &JoinArgs, dir: &Path, metrics_port: u16) -> anyhow::Result<EdgeCoreConfig> {
@@ -75,6 +82,10 @@ fn edge_config(a: &JoinArgs, dir: &Path, metrics_port: u16) -> anyhow::Result<Ed
             .node_labels
             .insert(k.to_owned(), v.to_owned());
     }
+    cfg.modules.event_bus.mqtt_server_external = a.mqtt_server.clone();
+    cfg.modules.event_bus.enable = !a.no_devices;
+    cfg.modules.device_twin.enable = !a.no_devices;
+    let edged = &mut cfg.modules.edged;
     edged.runtime = match a.runtime.as_str() {
         "process" => EdgedRuntime::Process,
         "sim" => EdgedRuntime::Sim,
