@@ -9,6 +9,11 @@
 //! node's objects is compared with `held` the same way, so relists and repeated events send
 //! nothing. Nothing here writes to the API server: the edge's copy is the sync record, and it
 //! is committed before the edge ACKs.
+//!
+//! Devices and device models (with device support) travel the same way, sent by source
+//! `devicecontroller`; referenced objects (configmaps, secrets, device models) always go
+//! before the pods and devices that need them. Device membership changes are sent as
+//! `membership` messages (group `twin`, no ACK) to nodes with a session.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -16,6 +21,7 @@ use ke_core::{Clock, Entropy};
 use ke_proto::{
     Content, Group, Message, NodeId, Operation, Route, Source,
     inventory::{Inventory, RELEASED_ANNOTATION},
+    twin::{MemberDevice, MembershipUpdate},
 };
 use serde_json::{Value, json};
 use tokio::time::{Duration, Instant};
@@ -67,6 +73,8 @@ pub(crate) struct Sync {
     awaiting: BTreeMap<String, Instant>,
     /// The index holds every pod, configmap and secret (each watch finished its first list).
     index_ready: bool,
+    /// Device support: device keys in inventories are managed (else left alone).
+    devices: bool,
 }
 
 impl Sync {
@@ -76,6 +84,7 @@ impl Sync {
         entropy: Entropy,
         metrics: Arc<Metrics>,
         inventory_wait: Duration,
+        devices: bool,
     ) -> Self {
         Self {
             hub,
@@ -86,6 +95,7 @@ impl Sync {
             nodes: BTreeMap::new(),
             awaiting: BTreeMap::new(),
             index_ready: false,
+            devices,
         }
     }
 
@@ -173,10 +183,11 @@ impl Sync {
             return;
         };
         self.awaiting.remove(node);
+        let devices = self.devices;
         state.held = inv
             .objects
             .into_iter()
-            .filter(|(key, _)| managed(key))
+            .filter(|(key, _)| managed(key, devices))
             .map(|(key, h)| (key, (h.uid, h.rv)))
             .collect();
         self.metrics.inc(&self.metrics.inventories);
@@ -197,7 +208,9 @@ impl Sync {
             None => return,
         };
         let (mut sent, mut skipped, mut deleted) = (0u64, 0u64, 0u64);
-        for w in wanted.values() {
+        // What pods and devices reference first, so an edge never holds a dangling reference.
+        let referenced = wanted.values().filter(|w| !w.kind.is_bound());
+        for w in referenced.chain(wanted.values().filter(|w| w.kind.is_bound())) {
             let t = Target {
                 kind: w.kind,
                 namespace: &w.namespace,
@@ -270,12 +283,13 @@ impl Sync {
                     (_, None) => Operation::Insert,
                 };
                 let content = (*s.json).clone();
-                let msg = self.message(op, &key, content, &s.rv);
+                let msg = self.message(t.kind, op, &key, content, &s.rv);
                 (msg, Some((s.uid.clone(), s.rv.clone())))
             }
             (None, Some((uid, rv))) => {
                 let stub = delete_stub(t, &uid, release);
-                (self.message(Operation::Delete, &key, stub, &rv), None)
+                let msg = self.message(t.kind, Operation::Delete, &key, stub, &rv);
+                (msg, None)
             }
             (None, None) => return Outcome::Skipped,
         };
@@ -296,8 +310,13 @@ impl Sync {
         }
     }
 
-    fn message(&self, op: Operation, key: &str, content: Value, rv: &str) -> Message {
-        let route = Route::new(Source::EdgeController, Group::Resource, op, key);
+    fn message(&self, kind: Kind, op: Operation, key: &str, content: Value, rv: &str) -> Message {
+        let source = if kind.is_device() {
+            Source::DeviceController
+        } else {
+            Source::EdgeController
+        };
+        let route = Route::new(source, Group::Resource, op, key);
         Message::new(
             self.entropy.uuid_v4(),
             self.clock.now_millis(),
@@ -305,6 +324,38 @@ impl Sync {
             Content(content),
         )
         .with_resource_version(rv)
+    }
+
+    /// Tells a node with a session that a device joined (`added`) or left it: a `membership`
+    /// message (KubeEdge's `deviceAdded`/`deviceDeleted`), for stock KubeEdge edges.
+    pub(crate) fn membership(&self, node: &str, added: bool, device: MemberDevice) {
+        if !self.nodes.contains_key(node) {
+            return;
+        }
+        let mut update = MembershipUpdate {
+            event_id: self.entropy.uuid_v4(),
+            timestamp: self.clock.now_millis(),
+            ..MembershipUpdate::default()
+        };
+        if added {
+            update.added_devices = Some(vec![device]);
+        } else {
+            update.removed_devices = Some(vec![device]);
+        }
+        let route = Route::new(
+            Source::DeviceController,
+            Group::Twin,
+            Operation::Update,
+            "membership",
+        );
+        let content = serde_json::to_value(&update).unwrap_or(Value::Null);
+        let msg = Message::new(
+            self.entropy.uuid_v4(),
+            self.clock.now_millis(),
+            route,
+            Content(content),
+        );
+        self.send(node, msg);
     }
 
     /// Sends a message that is not an object sync (a reply, an eviction).
@@ -334,9 +385,10 @@ enum Outcome {
     NotSent,
 }
 
-/// True for edge keys of the kinds the controller manages (`<ns>/pod|configmap|secret/<n>`).
-fn managed(key: &str) -> bool {
-    split_key(key).is_some()
+/// True for edge keys of the kinds the controller manages (`<ns>/pod|configmap|secret/<n>`,
+/// and `<ns>/device|devicemodel/<n>` with device support).
+fn managed(key: &str, devices: bool) -> bool {
+    split_key(key).is_some_and(|(kind, _, _)| devices || !kind.is_device())
 }
 
 fn split_key(key: &str) -> Option<(Kind, &str, &str)> {
@@ -348,13 +400,15 @@ fn split_key(key: &str) -> Option<(Kind, &str, &str)> {
 
 /// The content of a delete: enough for MetaManager to find the object and check its UID.
 fn delete_stub(t: Target<'_>, uid: &str, release: bool) -> Value {
-    let kind = match t.kind {
-        Kind::Pod => "Pod",
-        Kind::ConfigMap => "ConfigMap",
-        Kind::Secret => "Secret",
+    let (api_version, kind) = match t.kind {
+        Kind::Pod => ("v1", "Pod"),
+        Kind::ConfigMap => ("v1", "ConfigMap"),
+        Kind::Secret => ("v1", "Secret"),
+        Kind::Device => (crate::devicecontroller::API_VERSION, "Device"),
+        Kind::DeviceModel => (crate::devicecontroller::API_VERSION, "DeviceModel"),
     };
     let mut stub = json!({
-        "apiVersion": "v1",
+        "apiVersion": api_version,
         "kind": kind,
         "metadata": {"namespace": t.namespace, "name": t.name, "uid": uid},
     });
