@@ -422,3 +422,91 @@ fn env_from_refs(ns: &str, e: &k8s_openapi::api::core::v1::EnvFromSource, out: &
         out.insert((Kind::Secret, ns.to_owned(), s.name.clone()));
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// A stored object from its JSON (uid and rv given).
+    pub(crate) fn stored(uid: &str, rv: &str, json: Value) -> Stored {
+        Stored {
+            uid: uid.to_owned(),
+            rv: rv.to_owned(),
+            json: Arc::new(json),
+        }
+    }
+
+    pub(crate) fn device(name: &str, node: &str, model: &str, rv: &str) -> (ObjKey, Stored) {
+        let json = json!({"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"nodeName": node, "deviceModelRef": {"name": model}}});
+        let key = ("default".to_owned(), name.to_owned());
+        (key, stored(&format!("uid-{name}"), rv, json))
+    }
+
+    pub(crate) fn model_ref(node: &str, model: &str) -> (String, Ref) {
+        let r = (Kind::DeviceModel, "default".to_owned(), model.to_owned());
+        (node.to_owned(), r)
+    }
+
+    /// Goal: a device model belongs to a node while at least one of the node's devices names
+    /// it, like a configmap its pods reference; a device moving to another node releases the
+    /// model on the old node and references it on the new one. Method: two devices of edge-1
+    /// naming model `m`; remove one, move the other, remove it.
+    #[test]
+    fn device_models_follow_the_devices_of_a_node() {
+        let mut idx = Index::default();
+        let (k1, s1) = device("d1", "edge-1", "m", "1");
+        let (k2, s2) = device("d2", "edge-1", "m", "2");
+        let (_, change) = idx.put_device(k1.clone(), s1);
+        assert_eq!(change.added, vec![model_ref("edge-1", "m")]);
+        let (_, change) = idx.put_device(k2.clone(), s2);
+        assert_eq!(change, RefChange::default(), "already referenced");
+        let (_, change) = idx.remove_bound(Kind::Device, &k1).unwrap();
+        assert_eq!(change, RefChange::default(), "d2 still names it");
+        let (_, s2b) = device("d2", "edge-2", "m", "3");
+        let (old, change) = idx.put_device(k2.clone(), s2b);
+        assert_eq!(old.unwrap().node, "edge-1");
+        assert_eq!(change.removed, vec![model_ref("edge-1", "m")]);
+        assert_eq!(change.added, vec![model_ref("edge-2", "m")]);
+        assert!(idx.devices_on("edge-1").is_empty());
+        assert_eq!(idx.devices_on("edge-2").len(), 1);
+        let (_, change) = idx.remove_bound(Kind::Device, &k2).unwrap();
+        assert_eq!(change.removed, vec![model_ref("edge-2", "m")]);
+        assert!(idx.refs.is_empty() && idx.devices_by_node.is_empty());
+    }
+
+    /// Goal: what a node should hold includes its devices and the models they name (only
+    /// models that exist), under the edge keys `<ns>/device/<n>` and `<ns>/devicemodel/<n>`.
+    /// Method: devices on two nodes, one naming a missing model.
+    #[test]
+    fn wanted_lists_devices_and_their_models() {
+        let mut idx = Index::default();
+        let model = json!({"kind": "DeviceModel", "metadata": {"name": "m"}});
+        idx.models
+            .insert(("default".into(), "m".into()), stored("um", "1", model));
+        for (name, node, m) in [
+            ("d1", "edge-1", "m"),
+            ("d2", "edge-1", "gone"),
+            ("d3", "edge-2", "m"),
+        ] {
+            let (k, s) = device(name, node, m, "2");
+            idx.put_device(k, s);
+        }
+        let keys: Vec<String> = idx.wanted("edge-1").into_keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "default/device/d1",
+                "default/device/d2",
+                "default/devicemodel/m"
+            ]
+        );
+        assert!(idx.node_references("edge-2", &model_ref("edge-2", "m").1));
+        assert!(!idx.node_references("edge-2", &model_ref("edge-2", "gone").1));
+    }
+}

@@ -417,3 +417,188 @@ fn delete_stub(t: Target<'_>, uid: &str, release: bool) -> Value {
     }
     stub
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use ke_core::{Entropy, FixedClock, Seed};
+    use ke_proto::inventory::Held;
+    use serde_json::json;
+
+    use super::*;
+    use crate::edgecontroller::index::tests::{device, stored};
+
+    const NODE: &str = "edge-1";
+
+    /// Model `m` (rv 1) and device `d1` on edge-1 naming it (rv 2).
+    fn index() -> Index {
+        let mut idx = Index::default();
+        let model = json!({"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "DeviceModel",
+            "metadata": {"name": "m", "namespace": "default", "uid": "um"}});
+        idx.models
+            .insert(("default".into(), "m".into()), stored("um", "1", model));
+        let (k, s) = device("d1", NODE, "m", "2");
+        idx.put_device(k, s);
+        idx
+    }
+
+    /// A Sync with device support `devices` and edge-1 connected; the hub and session id.
+    fn setup(devices: bool) -> (Sync, HubHandle, u64) {
+        let hub = HubHandle::for_tests();
+        let node = NodeId::new(NODE).unwrap();
+        let session = hub.test_connect(&node);
+        let mut sync = Sync::new(
+            hub.clone(),
+            Arc::new(FixedClock::new(1_700_000_000)),
+            Entropy::seeded(Seed(3), "sync"),
+            Arc::new(Metrics::default()),
+            Duration::from_secs(5),
+            devices,
+        );
+        sync.connected(NODE, session);
+        (sync, hub, session)
+    }
+
+    fn inventory(held: &[(&str, &str, &str)]) -> Inventory {
+        let objects = held
+            .iter()
+            .map(|(k, uid, rv)| {
+                let h = Held {
+                    uid: (*uid).to_owned(),
+                    rv: (*rv).to_owned(),
+                };
+                ((*k).to_owned(), h)
+            })
+            .collect();
+        Inventory { objects }
+    }
+
+    fn summary(frames: &[Message]) -> Vec<(String, String, String)> {
+        frames
+            .iter()
+            .map(|m| {
+                let op = m.route.operation.to_string();
+                (
+                    op,
+                    m.route.resource.clone(),
+                    m.header.resource_version.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Goal: an edge holding nothing gets the device model, then the device that names it,
+    /// both from `devicecontroller` with their resourceVersions (ACK mode) and full objects.
+    /// Method: an empty inventory against an index with one model and one device.
+    #[tokio::test]
+    async fn device_and_model_are_delivered_model_first() {
+        let (mut sync, hub, session) = setup(true);
+        let idx = index();
+        sync.index_ready(&idx);
+        sync.inventory(NODE, inventory(&[]), &idx);
+        let frames = hub.test_frames(&NodeId::new(NODE).unwrap(), session);
+        assert_eq!(
+            summary(&frames),
+            [
+                ("insert".into(), "default/devicemodel/m".into(), "1".into()),
+                ("insert".into(), "default/device/d1".into(), "2".into()),
+            ]
+        );
+        assert!(
+            frames
+                .iter()
+                .all(|m| m.route.source == Source::DeviceController)
+        );
+        assert_eq!(frames[1].content.value()["kind"], "Device");
+        assert_eq!(sync.metrics.snapshot().resync_sent, 2);
+    }
+
+    /// Goal: the resync sends only what differs: an unchanged model is skipped, a changed
+    /// device updated, a device the node no longer has deleted; a model no device names any
+    /// more is released (a delete marked released). Method: an inventory with the model at
+    /// its version, the device at an older one and a stale device; then `released`.
+    #[tokio::test]
+    async fn resync_skips_unchanged_devices_and_models() {
+        let (mut sync, hub, session) = setup(true);
+        let idx = index();
+        sync.index_ready(&idx);
+        let held = [
+            ("default/devicemodel/m", "um", "1"),
+            ("default/device/d1", "uid-d1", "1"),
+            ("default/device/gone", "uid-gone", "7"),
+        ];
+        sync.inventory(NODE, inventory(&held), &idx);
+        let node = NodeId::new(NODE).unwrap();
+        let frames = hub.test_frames(&node, session);
+        assert_eq!(
+            summary(&frames),
+            [
+                ("update".into(), "default/device/d1".into(), "2".into()),
+                ("delete".into(), "default/device/gone".into(), "7".into()),
+            ]
+        );
+        assert_eq!(
+            frames[1].content.value()["apiVersion"],
+            "devices.kubeedge.io/v1beta1"
+        );
+        let m = sync.metrics.snapshot();
+        assert_eq!(
+            (m.resync_sent, m.resync_skipped, m.resync_deleted),
+            (1, 1, 1)
+        );
+        let t = Target {
+            kind: Kind::DeviceModel,
+            namespace: "default",
+            name: "m",
+        };
+        sync.released(NODE, t);
+        let frames = hub.test_frames(&node, session);
+        assert_eq!(frames.len(), 1);
+        assert!(frames[0].is_release(), "{:?}", frames[0]);
+    }
+
+    /// Goal: without device support the device keys an edge holds are left alone (not
+    /// deleted), and nothing device-related is sent. Method: devices off, an inventory with a
+    /// device and a model, an index without devices.
+    #[tokio::test]
+    async fn device_keys_are_ignored_without_device_support() {
+        let (mut sync, hub, session) = setup(false);
+        let idx = Index::default();
+        sync.index_ready(&idx);
+        let held = [
+            ("default/devicemodel/m", "um", "1"),
+            ("default/device/d1", "u", "1"),
+        ];
+        sync.inventory(NODE, inventory(&held), &idx);
+        assert!(
+            hub.test_frames(&NodeId::new(NODE).unwrap(), session)
+                .is_empty()
+        );
+    }
+
+    /// Goal: a membership message names the device under `added_devices` (the other list
+    /// null, as Go marshals it), goes only to a node with a session, without ACK.
+    /// Method: `membership` for edge-1 (connected) and edge-9 (not).
+    #[tokio::test]
+    async fn membership_goes_to_connected_nodes() {
+        let (sync, hub, session) = setup(true);
+        let dev = crate::devicecontroller::member_device("default", "d1", &json!({}));
+        sync.membership("edge-9", true, dev.clone());
+        sync.membership(NODE, true, dev);
+        let frames = hub.test_frames(&NodeId::new(NODE).unwrap(), session);
+        assert_eq!(frames.len(), 1);
+        let m = &frames[0];
+        assert_eq!(m.route.resource, "membership");
+        assert_eq!(m.route.group, Group::Twin);
+        assert!(!m.needs_ack());
+        let v = m.content.value();
+        assert_eq!(
+            v["added_devices"],
+            json!([{"id": "default/d1", "name": "d1"}])
+        );
+        assert!(v["removed_devices"].is_null());
+        assert!(!hub.is_connected(&NodeId::new("edge-9").unwrap()));
+        assert_eq!(sync.metrics.snapshot().downstream_sent, 1);
+    }
+}
