@@ -74,12 +74,18 @@ struct Running {
 
 /// Starts cloudcore on free ports with a kube client for its API server.
 async fn start(dir: &std::path::Path) -> Running {
+    start_with(dir, |_| {}).await
+}
+
+async fn start_with(dir: &std::path::Path, tweak: impl FnOnce(&mut CloudCoreConfig)) -> Running {
+    let mut cfg = config(dir);
+    tweak(&mut cfg);
     let deps = Deps {
         transport: TokioTransport,
         clock: Arc::new(SystemClock),
         entropy: Entropy::seeded(Seed(7), "cloudcore"),
     };
-    let core = CloudCore::start(config(dir), deps).await.unwrap();
+    let core = CloudCore::start(cfg, deps).await.unwrap();
     let kc = kube::config::Kubeconfig::read_from(core.kubeconfig_path().unwrap()).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
@@ -309,6 +315,7 @@ async fn devices_down_twins_up() {
     twin_reports(&r, &mut e, &thermo).await;
     refusals(&r, &mut e).await;
     state_and_membership(&r, &mut e).await;
+    device_deleted(&r, &mut e).await;
     let text = (r.render)();
     assert!(
         text.contains("devicecontroller_twin_reports_total 5"),
@@ -490,5 +497,75 @@ async fn state_and_membership(r: &Running, e: &mut Edge) {
     assert_eq!(
         v["devices"],
         json!([{"id": "default/thermo", "name": "thermo", "description": "boiler"}])
+    );
+}
+
+/// The device's delete, the model's release and a membership removal, whatever the order.
+async fn device_deleted(r: &Running, e: &mut Edge) {
+    let dp = kube::api::DeleteParams::default();
+    api(r, DeviceKind::Device)
+        .delete("thermo", &dp)
+        .await
+        .unwrap();
+    let (mut device, mut model, mut membership) = (false, false, false);
+    while !(device && model && membership) {
+        let m = e.next().await;
+        match m.route.resource.as_str() {
+            "default/device/thermo" if m.route.operation == Operation::Delete => {
+                assert!(!m.is_release(), "the device is gone: a real delete");
+                device = true;
+            }
+            "default/devicemodel/thermo-model" if m.route.operation == Operation::Delete => {
+                assert!(m.is_release(), "the model still exists: released");
+                model = true;
+            }
+            "membership" => {
+                let removed = &m.content.value()["removed_devices"];
+                assert_eq!(removed[0]["id"], "default/thermo");
+                membership = true;
+            }
+            _ => continue,
+        }
+        if m.route.group == Group::Resource {
+            e.ack(&m).await;
+        }
+    }
+}
+
+/// Goal: with `modules.deviceController.enable: false` no device CRD is installed, the
+/// EdgeController does not wait for device watches (a pod still reaches its edge) and a twin
+/// report is answered `error` (unsupported). Method: cloudcore with device support off; edge-1
+/// connects; a pod for edge-1 is created; edge-1 sends a twin report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_support_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start_with(dir.path(), |c| c.modules.device_controller.enable = false).await;
+    let mut e = edge(dir.path(), &r).await;
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(r.client.clone(), "default");
+    let pod = serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"nodeName": "edge-1", "containers": [{"name": "c", "image": "i"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    loop {
+        let m = e.next().await;
+        if m.route.resource == "default/pod/p" {
+            break;
+        }
+    }
+    let crds: Api<CustomResourceDefinition> = Api::all(r.client.clone());
+    let list = crds.list(&ListParams::default()).await.unwrap();
+    assert!(list.items.is_empty(), "no device CRDs");
+    let res = "device/default/thermo/twin/edge_updated";
+    e.send("t", Operation::Update, res, Content(twin_report("1", 1)))
+        .await;
+    let m = e.reply_to("t").await;
+    assert_eq!(m.route.operation, Operation::Error);
+    assert!(
+        m.content
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("unsupported"),
+        "{m:?}"
     );
 }
