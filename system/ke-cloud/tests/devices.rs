@@ -69,7 +69,8 @@ struct Running {
     client: kube::Client,
     metrics: Arc<ke_cloud::edgecontroller::Metrics>,
     render: Arc<dyn Fn() -> String + Send + Sync>,
-    _stop: oneshot::Sender<()>,
+    stop: oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<Result<(), ke_cloud::daemon::Error>>,
 }
 
 /// Starts cloudcore on free ports with a kube client for its API server.
@@ -98,11 +99,11 @@ async fn start_with(dir: &std::path::Path, tweak: impl FnOnce(&mut CloudCoreConf
         client: kube::Client::try_from(config).unwrap(),
         metrics: core.controller_metrics(),
         render: core.metrics_renderer(),
-        _stop: tx,
+        stop: tx,
+        done: tokio::spawn(core.run(async {
+            let _ = rx.await;
+        })),
     };
-    tokio::spawn(core.run(async {
-        let _ = rx.await;
-    }));
     running
 }
 
@@ -568,4 +569,39 @@ async fn device_support_off() {
             .starts_with("unsupported"),
         "{m:?}"
     );
+}
+
+/// Goal: a device CRD that differs from cloudcore's (here: someone gave it a status
+/// subresource, which would make the controller's merge patches drop `status`) is replaced at
+/// the next start. Method: start, change the Device CRD through the API, stop, start again on
+/// the same data directory, read the CRD.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_crd_is_replaced_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = start(dir.path()).await;
+    crds_installed(&r).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(r.client.clone());
+    let name = "devices.devices.kubeedge.io";
+    let mut crd = crds.get(name).await.unwrap();
+    crd.spec.versions[0].subresources = serde_json::from_value(json!({"status": {}})).unwrap();
+    crds.replace(name, &PostParams::default(), &crd)
+        .await
+        .unwrap();
+    let status = |c: &CustomResourceDefinition| {
+        c.spec.versions[0]
+            .subresources
+            .as_ref()
+            .is_some_and(|s| s.status.is_some())
+    };
+    assert!(status(&crds.get(name).await.unwrap()));
+    drop(r.stop);
+    r.done.await.unwrap().unwrap();
+    let r = start(dir.path()).await;
+    let crds: Api<CustomResourceDefinition> = Api::all(r.client.clone());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while status(&crds.get(name).await.unwrap()) {
+        assert!(tokio::time::Instant::now() < deadline, "never replaced");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(r.metrics.snapshot().api_requests.get("update"), Some(&1));
 }

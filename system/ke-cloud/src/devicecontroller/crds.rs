@@ -260,7 +260,9 @@ async fn install_one(
     };
     let ours = serde_json::to_value(&crd.spec).unwrap_or(Value::Null);
     let theirs = serde_json::to_value(&current.spec).unwrap_or(Value::Null);
-    if is_subset(&ours, &theirs) {
+    // A status subresource would make the controller's merge patches of the main resource
+    // drop `status`, so an otherwise equal CRD that has one is replaced too.
+    if is_subset(&ours, &theirs) && !has_status_subresource(&theirs) {
         return Ok(());
     }
     crd.metadata = ObjectMeta {
@@ -287,6 +289,14 @@ fn is_subset(ours: &Value, theirs: &Value) -> bool {
         }
         _ => ours == theirs,
     }
+}
+
+fn has_status_subresource(spec: &Value) -> bool {
+    spec["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|v| v.pointer("/subresources/status").is_some())
 }
 
 fn established(crd: &CustomResourceDefinition) -> bool {
@@ -390,5 +400,10 @@ mod tests {
         ));
         assert!(!is_subset(&ours, &json!({"a": 2, "v": [{"x": true}]})));
         assert!(!is_subset(&ours, &json!({"a": 1, "v": []})));
+        let spec = json!({"versions": [{"name": "v1beta1", "subresources": {"status": {}}}]});
+        assert!(has_status_subresource(&spec));
+        assert!(!has_status_subresource(
+            &crd_json(DeviceKind::Device)["spec"]
+        ));
     }
 }
