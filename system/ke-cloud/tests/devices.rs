@@ -92,7 +92,7 @@ async fn start_with(dir: &std::path::Path, tweak: impl FnOnce(&mut CloudCoreConf
         .await
         .unwrap();
     let (tx, rx) = oneshot::channel::<()>();
-    let running = Running {
+    Running {
         hub: core.hub_addr(),
         certs: core.cert_addr().unwrap(),
         token: core.join_token(Duration::from_secs(3600)),
@@ -103,8 +103,7 @@ async fn start_with(dir: &std::path::Path, tweak: impl FnOnce(&mut CloudCoreConf
         done: tokio::spawn(core.run(async {
             let _ = rx.await;
         })),
-    };
-    running
+    }
 }
 
 struct Edge {
