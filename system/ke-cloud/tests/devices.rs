@@ -316,9 +316,10 @@ async fn devices_down_twins_up() {
     refusals(&r, &mut e).await;
     state_and_membership(&r, &mut e).await;
     device_deleted(&r, &mut e).await;
+    device_recreated(&r, &mut e).await;
     let text = (r.render)();
     assert!(
-        text.contains("devicecontroller_twin_reports_total 5"),
+        text.contains("devicecontroller_twin_reports_total 6"),
         "{text}"
     );
     assert!(text.contains("devicecontroller_refusals_total 1"), "{text}");
@@ -530,6 +531,40 @@ async fn device_deleted(r: &Running, e: &mut Edge) {
             e.ack(&m).await;
         }
     }
+}
+
+/// A new Device of the same name (the embedded API server has no garbage collector, so the
+/// old DeviceStatus is still there) adopts the DeviceStatus on its first report: the owner is
+/// the new Device and the old twins are gone.
+async fn device_recreated(r: &Running, e: &mut Edge) {
+    let mut body = device("thermo", "edge-1");
+    body["spec"]["properties"][0]["name"] = "pressure".into();
+    let thermo = create(r, DeviceKind::Device, body).await;
+    loop {
+        let m = e.next().await;
+        if m.route.group == Group::Resource {
+            e.ack(&m).await;
+        }
+        if m.route.resource == "default/device/thermo" {
+            break;
+        }
+    }
+    let report = json!({"twin": {"pressure": {"actual": {"value": "3"}}}});
+    let res = "device/default/thermo/twin/edge_updated";
+    e.send("a1", Operation::Update, res, Content(report)).await;
+    assert_eq!(e.reply_to("a1").await.content.as_str(), Some("OK"));
+    let st = api(r, DeviceKind::DeviceStatus)
+        .get("thermo")
+        .await
+        .unwrap();
+    let owners = st.metadata.owner_references.clone().unwrap();
+    assert_eq!(owners.len(), 1);
+    assert_eq!(owners[0].uid, thermo.metadata.uid.clone().unwrap());
+    let t = serde_json::to_value(st).unwrap()["status"]["twins"].clone();
+    assert_eq!(
+        t,
+        json!([{"propertyName": "pressure", "reported": {"value": "3"}}])
+    );
 }
 
 /// Goal: with `modules.deviceController.enable: false` no device CRD is installed, the

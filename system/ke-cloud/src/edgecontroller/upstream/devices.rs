@@ -7,6 +7,10 @@
 //! KubeEdge's confirmation: a `response` of `"OK"` from `devicecontroller`, group `twin`,
 //! resource `twin`, whose `parent_msg_id` is the report's id; a failure answers `error` and
 //! the edge resends.
+//!
+//! Without a garbage collector (the embedded API server has none) a deleted Device leaves its
+//! DeviceStatus behind; a new Device of that name adopts it on its first twin report (owner
+//! reference replaced, the old twins dropped).
 
 use std::collections::BTreeSet;
 
@@ -112,15 +116,25 @@ impl Upstream {
             .to_typed()
             .map_err(|e| Refusal::BadRequest(format!("not a twin report: {e}")))?;
         let key = (req.namespace.clone(), req.name.clone());
-        let (mut twins, exists) = match self.twins.get(&key, &uid) {
-            Some(t) => (t, true),
-            None => self.read_twins(req).await?,
+        let current = match self.twins.get(&key, &uid) {
+            Some(twins) => Current {
+                twins,
+                exists: true,
+                owned: true,
+            },
+            None => self.read_status(req, &uid).await?,
         };
-        let before = twins.clone();
+        let mut twins = current.twins.clone();
         apply_report(&mut twins, &report, &props);
-        if !exists || twins != before {
+        if !current.exists || !current.owned || twins != current.twins {
             let status = json!({ "twins": twins });
-            if let Err(e) = self.write_status(req, &uid, &status, exists).await {
+            let w = Write {
+                uid: &uid,
+                status: &status,
+                exists: current.exists,
+                adopt: current.exists && !current.owned,
+            };
+            if let Err(e) = self.write_status(req, w).await {
                 self.twins.remove(&key);
                 return Err(e);
             }
@@ -144,7 +158,13 @@ impl Upstream {
         if !update.device.last_online_time.is_empty() {
             status["lastOnlineTime"] = update.device.last_online_time.into();
         }
-        self.write_status(req, &uid, &status, true).await?;
+        let w = Write {
+            uid: &uid,
+            status: &status,
+            exists: true,
+            adopt: false,
+        };
+        self.write_status(req, w).await?;
         Ok(confirmation())
     }
 
@@ -153,32 +173,46 @@ impl Upstream {
         Api::namespaced_with(self.client.clone(), namespace, &ar)
     }
 
-    /// The DeviceStatus's twins, and whether it exists.
-    async fn read_twins(&self, req: &Req<'_>) -> Result<(Vec<Twin>, bool), Refusal> {
+    /// The DeviceStatus as stored: its twins (none if it belongs to an older Device of that
+    /// name), whether it exists, and whether the Device with `uid` owns it.
+    async fn read_status(&self, req: &Req<'_>, uid: &str) -> Result<Current, Refusal> {
         self.metrics.api("get");
         let found = self.status_api(&req.namespace).get_opt(&req.name).await?;
-        Ok(match found {
-            Some(obj) => (
-                twins_of(&serde_json::to_value(&obj).unwrap_or(Value::Null)),
-                true,
-            ),
-            None => (Vec::new(), false),
+        let Some(obj) = found else {
+            return Ok(Current {
+                twins: Vec::new(),
+                exists: false,
+                owned: false,
+            });
+        };
+        let owned = obj
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.uid == uid);
+        let twins = if owned {
+            twins_of(&serde_json::to_value(&obj).unwrap_or(Value::Null))
+        } else {
+            Vec::new()
+        };
+        Ok(Current {
+            twins,
+            exists: true,
+            owned,
         })
     }
 
-    /// Writes `status` into the device's DeviceStatus: a merge patch if it `exists`, else (or
+    /// Writes the status into the device's DeviceStatus: a merge patch if it exists, else (or
     /// if it was gone) a create owned by the Device, falling back to a patch if one appeared.
-    async fn write_status(
-        &self,
-        req: &Req<'_>,
-        uid: &str,
-        status: &Value,
-        exists: bool,
-    ) -> Result<(), Refusal> {
-        if exists && self.merge_status(req, status).await? {
+    async fn write_status(&self, req: &Req<'_>, w: Write<'_>) -> Result<(), Refusal> {
+        let owner = w.adopt.then(|| owner_references(req, w.uid));
+        if w.exists && self.merge_status(req, w.status, owner.as_ref()).await? {
             return Ok(());
         }
-        if self.create_status(req, uid, status).await? || self.merge_status(req, status).await? {
+        if self.create_status(req, w.uid, w.status).await?
+            || self.merge_status(req, w.status, owner.as_ref()).await?
+        {
             return Ok(());
         }
         Err(Refusal::NotFound(format!(
@@ -187,9 +221,18 @@ impl Upstream {
         )))
     }
 
-    /// Merge-patches `{"status": status}`; false if the DeviceStatus does not exist.
-    async fn merge_status(&self, req: &Req<'_>, status: &Value) -> Result<bool, Refusal> {
-        let patch = json!({ "status": status });
+    /// Merge-patches `{"status": status}` (and the owner references when adopting); false if
+    /// the DeviceStatus does not exist.
+    async fn merge_status(
+        &self,
+        req: &Req<'_>,
+        status: &Value,
+        owner: Option<&Value>,
+    ) -> Result<bool, Refusal> {
+        let mut patch = json!({ "status": status });
+        if let Some(owner) = owner {
+            patch["metadata"] = json!({ "ownerReferences": owner });
+        }
         self.metrics.api("patch");
         let api = self.status_api(&req.namespace);
         match api
@@ -219,14 +262,7 @@ impl Upstream {
             "metadata": {
                 "name": req.name,
                 "namespace": req.namespace,
-                "ownerReferences": [{
-                    "apiVersion": API_VERSION,
-                    "kind": DeviceKind::Device.kind(),
-                    "name": req.name,
-                    "uid": uid,
-                    "controller": true,
-                    "blockOwnerDeletion": true,
-                }],
+                "ownerReferences": owner_references(req, uid),
             },
             "status": status,
         });
@@ -243,6 +279,39 @@ impl Upstream {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// The DeviceStatus as read before a twin report.
+struct Current {
+    twins: Vec<Twin>,
+    exists: bool,
+    owned: bool,
+}
+
+/// A status write.
+#[derive(Clone, Copy)]
+struct Write<'a> {
+    /// The Device's UID (its owner).
+    uid: &'a str,
+    /// What goes under `status`.
+    status: &'a Value,
+    /// The DeviceStatus is believed to exist.
+    exists: bool,
+    /// It exists but belongs to an older Device of that name: take it over.
+    adopt: bool,
+}
+
+/// The DeviceStatus's owner: the Device, as its controller (KubeEdge's
+/// `getOrCreateDeviceStatusForDevice`).
+fn owner_references(req: &Req<'_>, uid: &str) -> Value {
+    json!([{
+        "apiVersion": API_VERSION,
+        "kind": DeviceKind::Device.kind(),
+        "name": req.name,
+        "uid": uid,
+        "controller": true,
+        "blockOwnerDeletion": true,
+    }])
 }
 
 /// KubeEdge's confirmation of a device report.
