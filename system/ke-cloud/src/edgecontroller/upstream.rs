@@ -140,7 +140,7 @@ impl Upstream {
             name,
         };
         let result = if device {
-            self.device_report(kind.as_str(), &req).await
+            self.device_report(&kind, &req).await
         } else {
             self.dispatch(kind.as_str(), &req).await
         };

@@ -15,7 +15,7 @@
 use std::collections::BTreeSet;
 
 use ke_proto::{
-    Content, Group, Message, Operation, Source,
+    Content, Group, Message, Operation, ResourceType, Source,
     twin::{DeviceStateUpdate, MembershipList, TwinUpdate},
 };
 use kube::{
@@ -35,11 +35,19 @@ const TWIN_RESOURCE: &str = "twin";
 
 impl Upstream {
     /// A `device/<ns>/<name>/<kind>` request.
-    pub(super) async fn device_report(&self, kind: &str, req: &Req<'_>) -> Result<Reply, Refusal> {
+    pub(super) async fn device_report(
+        &self,
+        kind: &ResourceType,
+        req: &Req<'_>,
+    ) -> Result<Reply, Refusal> {
         let op = &req.msg.route.operation;
         match (kind, op) {
-            ("twin/edge_updated", Operation::Update) if self.devices => self.twin_report(req).await,
-            ("state/update", Operation::Update) if self.devices => self.state_report(req).await,
+            (ResourceType::TwinEdgeUpdated, Operation::Update) if self.devices => {
+                self.twin_report(req).await
+            }
+            (ResourceType::StateUpdate, Operation::Update) if self.devices => {
+                self.state_report(req).await
+            }
             _ => Err(Refusal::Unsupported {
                 op: op.to_string(),
                 kind: format!("device/{kind}"),
