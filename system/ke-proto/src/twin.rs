@@ -20,6 +20,8 @@
 //!
 //! Input from mappers is parsed strictly ([`parse_twin_update`], [`parse_state_update`]):
 //! unknown fields, keys and values outside KubeEdge's patterns are errors naming the field.
+//! The types themselves accept unknown fields, so the cloud reading an edge's report
+//! tolerates fields a newer edge adds (refusing them would make the edge resend forever).
 
 use std::collections::BTreeMap;
 
@@ -51,7 +53,6 @@ pub struct Base {
 
 /// `{"timestamp": ms}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ValueMetadata {
     /// When the value was set (ms).
     #[serde(default)]
@@ -60,7 +61,6 @@ pub struct ValueMetadata {
 
 /// An expected or actual value.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TwinValue {
     /// The value (always a string on the wire).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,7 +72,6 @@ pub struct TwinValue {
 
 /// `{"cloud": n, "edge": n}`: how many times each side changed a value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TwinVersion {
     /// Changes made by the cloud.
     #[serde(default)]
@@ -84,7 +83,6 @@ pub struct TwinVersion {
 
 /// `{"type": "..."}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TypeMetadata {
     /// The value type (`string`, `int`, …) or `deleted`.
     #[serde(rename = "type", default)]
@@ -93,7 +91,6 @@ pub struct TypeMetadata {
 
 /// One twin property (KubeEdge's `MsgTwin`); every field is optional on the wire.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct MsgTwin {
     /// The desired value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,7 +143,6 @@ impl MsgTwin {
 
 /// A twin update, result, get result or cloud report: `{"event_id","timestamp","twin":{…}}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TwinUpdate {
     /// Event id (echoed in the result).
     #[serde(default)]
@@ -207,7 +203,6 @@ pub struct ErrorResult {
 
 /// `…/state/update` from a mapper.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StateUpdate {
     /// Event id.
     #[serde(default)]
@@ -430,10 +425,60 @@ pub fn valid_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.,:/@#".contains(&b))
 }
 
+/// The fields a mapper may send, per level: a field outside them is refused at the edge
+/// (the types themselves accept unknown fields, so the cloud tolerates a newer edge's).
+fn unknown_field(v: &serde_json::Value, allowed: &[&str], at: &str) -> Option<String> {
+    v.as_object()?
+        .keys()
+        .find(|k| !allowed.contains(&k.as_str()))
+        .map(|k| format!("unknown field `{k}` in {at}"))
+}
+
+fn strict_twin_update(v: &serde_json::Value) -> Option<String> {
+    const TWIN: [&str; 6] = [
+        "expected",
+        "actual",
+        "optional",
+        "metadata",
+        "expected_version",
+        "actual_version",
+    ];
+    if let Some(e) = unknown_field(v, &["event_id", "timestamp", "twin"], "the update") {
+        return Some(e);
+    }
+    let twins = v.get("twin")?.as_object()?;
+    twins.iter().find_map(|(key, t)| {
+        let at = |f: &str| format!("twin {key:?}{f}");
+        unknown_field(t, &TWIN, &at(""))
+            .or_else(|| unknown_field(t.get("metadata")?, &["type"], &at(".metadata")))
+            .or_else(|| {
+                ["expected", "actual"].iter().find_map(|side| {
+                    let val = t.get(*side)?;
+                    unknown_field(val, &["value", "metadata"], &at(&format!(".{side}"))).or_else(
+                        || {
+                            let m = val.get("metadata")?;
+                            unknown_field(m, &["timestamp"], &at(&format!(".{side}.metadata")))
+                        },
+                    )
+                })
+            })
+            .or_else(|| {
+                ["expected_version", "actual_version"].iter().find_map(|f| {
+                    unknown_field(t.get(*f)?, &["cloud", "edge"], &at(&format!(".{f}")))
+                })
+            })
+    })
+}
+
 /// Parses and validates a mapper's `…/twin/update` payload.
 pub fn parse_twin_update(payload: &[u8]) -> Result<TwinUpdate, PayloadError> {
-    let update: TwinUpdate =
+    let raw: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+    if let Some(e) = strict_twin_update(&raw) {
+        return Err(PayloadError::Json(e));
+    }
+    let update: TwinUpdate =
+        serde_json::from_value(raw).map_err(|e| PayloadError::Json(e.to_string()))?;
     if update.twin.is_empty() {
         return Err(PayloadError::Empty);
     }
@@ -455,8 +500,14 @@ pub fn parse_twin_update(payload: &[u8]) -> Result<TwinUpdate, PayloadError> {
 
 /// Parses and validates a mapper's `…/state/update` payload.
 pub fn parse_state_update(payload: &[u8]) -> Result<StateUpdate, PayloadError> {
-    let update: StateUpdate =
+    let raw: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
+    let allowed = ["event_id", "timestamp", "state", "attributes"];
+    if let Some(e) = unknown_field(&raw, &allowed, "the state update") {
+        return Err(PayloadError::Json(e));
+    }
+    let update: StateUpdate =
+        serde_json::from_value(raw).map_err(|e| PayloadError::Json(e.to_string()))?;
     if !DEVICE_STATES.contains(&update.state.as_str()) {
         return Err(PayloadError::State(update.state));
     }
@@ -538,6 +589,18 @@ mod tests {
             let err = parse_twin_update(payload).unwrap_err().to_string();
             assert!(err.contains(want), "{err} lacks {want}");
         }
+        let nested = br#"{"twin":{"t":{"actual":{"value":"1","metadata":{"timestamp":1,"x":2}}}}}"#;
+        let err = parse_twin_update(nested).unwrap_err().to_string();
+        assert!(
+            err.contains("`x`") && err.contains("actual.metadata"),
+            "{err}"
+        );
+        let lenient: TwinUpdate =
+            serde_json::from_slice(br#"{"twin":{"t":{"actual":{"value":"1"},"new":1}},"more":2}"#)
+                .unwrap();
+        assert_eq!(lenient.twin["t"].actual_value(), Some("1"));
+        let err = parse_state_update(br#"{"state":"online","mood":"good"}"#).unwrap_err();
+        assert!(err.to_string().contains("mood"));
         let err = parse_state_update(br#"{"state":"melting"}"#).unwrap_err();
         assert_eq!(err, PayloadError::State("melting".into()));
         assert_eq!(event_id_of(br#"{"event_id":"x","twin":5}"#), "x");
