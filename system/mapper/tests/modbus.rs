@@ -9,6 +9,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use std::net::TcpListener as TcpListenerStd;
+
 use ke_net::{TokioTransport, Transport as _};
 use mapper::{
     Driver as _,
@@ -128,4 +130,130 @@ async fn reads_and_writes_registers_and_coils_of_a_real_modbus_server() {
     assert!(matches!(err, DriverError::Device(_)), "{err}");
     // And the connection still works afterwards.
     assert_eq!(dev.read("temp").await.unwrap(), "215");
+}
+
+/// Debian's mosquitto on a free port (installed by ci/deps.sh).
+struct Broker {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn broker() -> Broker {
+    let l = TcpListenerStd::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
+    )
+    .unwrap();
+    let bin = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("mosquitto is not installed: run ci/deps.sh");
+    let child = std::process::Command::new(bin)
+        .arg("-c")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if TokioTransport
+            .connect(([127, 0, 0, 1], port).into())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Broker {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+/// The whole mapper: Modbus registers reported on `…/twin/update` through a real broker, and
+/// a delta written into the device's holding register.
+#[tokio::test]
+async fn the_modbus_mapper_reports_registers_and_applies_deltas_over_mqtt() {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+
+    let map = Map {
+        holding: BTreeMap::from([(1, 20)]),
+        input: BTreeMap::from([(0, 215)]),
+        ..Map::default()
+    };
+    let plc = Plc(Arc::new(Mutex::new(map)));
+    let addr = start(plc.clone()).await;
+    let b = broker().await;
+    let props = ["temp=input:0", "setpoint=holding:1"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let stream = TokioTransport.connect(addr).await.unwrap();
+    let dev = ModbusDevice::attach(props, stream, 1);
+    let cfg = mapper::run::MapperConfig {
+        host: "127.0.0.1".into(),
+        port: b.port,
+        namespace: "default".into(),
+        name: "plc".into(),
+        period: std::time::Duration::from_millis(200),
+        qos: 1,
+    };
+    let clock = Arc::new(ke_core::SystemClock);
+    tokio::spawn(mapper::run::run(cfg, dev, clock, std::future::pending()));
+    let (client, mut events) = AsyncClient::new(MqttOptions::new("test", "127.0.0.1", b.port), 64);
+    client
+        .subscribe(
+            "$hw/events/device/default/plc/twin/update",
+            QoS::AtLeastOnce,
+        )
+        .await
+        .unwrap();
+    let mut next_update = async || loop {
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(10), events.poll())
+            .await
+            .expect("an MQTT event")
+            .unwrap();
+        if let Event::Incoming(Packet::Publish(p)) = ev {
+            return serde_json::from_slice::<serde_json::Value>(&p.payload).unwrap();
+        }
+    };
+    let update = next_update().await;
+    assert_eq!(update["twin"]["temp"]["actual"]["value"], "215");
+    assert_eq!(update["twin"]["temp"]["metadata"]["type"], "int");
+    let delta = r#"{"event_id":"d1","timestamp":0,"twin":{},"delta":{"setpoint":"23"}}"#;
+    client
+        .publish(
+            "$hw/events/device/default/plc/twin/update/delta",
+            QoS::AtLeastOnce,
+            false,
+            delta,
+        )
+        .await
+        .unwrap();
+    loop {
+        let u = next_update().await;
+        if u["twin"]["setpoint"]["actual"]["value"] == "23" {
+            break;
+        }
+    }
+    assert_eq!(
+        plc.0.lock().unwrap().holding[&1],
+        23,
+        "the register was written"
+    );
 }
