@@ -193,6 +193,7 @@ impl<T: Transport> CloudCore<T> {
                 cfg.modules.edge_controller.node_monitor_grace_period,
             ),
             upstream_workers: upstream_workers(hubc.node_limit),
+            devices: cfg.modules.device_controller.enable,
             ..EdgeControllerConfig::default()
         };
         let controller = EdgeController::new(

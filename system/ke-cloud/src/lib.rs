@@ -5,8 +5,13 @@
 //! - [`cloudhub`]: the websocket hub (port 10000): mTLS sessions, keepalive, per-node queues,
 //!   ACK and resend.
 //! - [`config`]: `cloudcore.yaml` (KubeEdge's `CloudCore` v1alpha1 keys), defaults and validation.
+//! - [`daemon`]: cloudcore assembled from its modules.
+//! - [`devicecontroller`]: the device CRDs, and device twins and membership (run by the
+//!   EdgeController's watches and workers).
+//! - [`edgecontroller`]: objects down to their nodes, node requests up.
 pub mod certs;
 pub mod cloudhub;
 pub mod config;
 pub mod daemon;
+pub mod devicecontroller;
 pub mod edgecontroller;

@@ -413,3 +413,28 @@ impl HubHandle {
         self.metrics().to_prometheus()
     }
 }
+
+/// A hub without a server, for the controllers' unit tests: open a session for a node and
+/// take the frames its queue would write.
+#[cfg(test)]
+impl HubHandle {
+    pub(crate) fn for_tests() -> Self {
+        let (shared, _, _) = Shared::new(HubConfig::default());
+        Self { shared }
+    }
+
+    /// Opens a session for `node`; returns its id.
+    pub(crate) fn test_connect(&self, node: &NodeId) -> u64 {
+        let reservation = self
+            .shared
+            .reserve(node)
+            .expect("invariant: tests stay under the node limit");
+        self.shared.register(node, reservation).id
+    }
+
+    /// The messages due for session `id` of `node` now, in send order.
+    pub(crate) fn test_frames(&self, node: &NodeId, id: u64) -> Vec<Message> {
+        let (poll, _) = self.shared.poll(node, id, Instant::now());
+        poll.frames.iter().map(|m| (**m).clone()).collect()
+    }
+}

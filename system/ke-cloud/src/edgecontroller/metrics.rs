@@ -25,6 +25,11 @@ pub struct Metrics {
     pub(crate) upstream_failed: AtomicU64,
     pub(crate) watch_events: AtomicU64,
     pub(crate) nodes_marked_unknown: AtomicU64,
+    pub(crate) twin_reports: AtomicU64,
+    pub(crate) state_reports: AtomicU64,
+    pub(crate) device_status_patches: AtomicU64,
+    pub(crate) device_status_creates: AtomicU64,
+    pub(crate) device_refusals: AtomicU64,
     /// API requests made by the controller, by verb.
     api_requests: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -56,6 +61,16 @@ pub struct MetricsSnapshot {
     pub watch_events: u64,
     /// Nodes marked `Ready=Unknown` after the grace period without a session.
     pub nodes_marked_unknown: u64,
+    /// Device twin reports (`twin/edge_updated`) received.
+    pub twin_reports: u64,
+    /// Device state reports (`state/update`) received.
+    pub state_reports: u64,
+    /// DeviceStatus merge patches made.
+    pub device_status_patches: u64,
+    /// DeviceStatus objects created.
+    pub device_status_creates: u64,
+    /// Device reports refused (unknown device, or a device of another node).
+    pub device_refusals: u64,
     /// API requests made, by verb (`get`, `create`, `patch`, `delete`, ...).
     pub api_requests: BTreeMap<String, u64>,
 }
@@ -110,6 +125,11 @@ impl Metrics {
             upstream_failed: g(&self.upstream_failed),
             watch_events: g(&self.watch_events),
             nodes_marked_unknown: g(&self.nodes_marked_unknown),
+            twin_reports: g(&self.twin_reports),
+            state_reports: g(&self.state_reports),
+            device_status_patches: g(&self.device_status_patches),
+            device_status_creates: g(&self.device_status_creates),
+            device_refusals: g(&self.device_refusals),
             api_requests: api,
         }
     }
@@ -164,6 +184,7 @@ impl Metrics {
             "Watch events processed.",
             s.watch_events,
         );
+        device_counters(&mut out, &s);
         let _ = writeln!(
             out,
             "# HELP edgecontroller_resync_objects_total Objects considered by resyncs after connects.\n\
@@ -186,4 +207,42 @@ impl Metrics {
         }
         out
     }
+}
+
+/// One counter in the Prometheus text format.
+fn write_counter(out: &mut String, name: &str, help: &str, v: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+    );
+}
+
+/// The device counters (DeviceController's work, done by EdgeController's workers).
+fn device_counters(out: &mut String, s: &MetricsSnapshot) {
+    let mut counter = |name: &str, help: &str, v: u64| write_counter(out, name, help, v);
+    counter(
+        "devicecontroller_twin_reports_total",
+        "Device twin reports (twin/edge_updated) received.",
+        s.twin_reports,
+    );
+    counter(
+        "devicecontroller_state_reports_total",
+        "Device state reports (state/update) received.",
+        s.state_reports,
+    );
+    counter(
+        "devicecontroller_devicestatus_patches_total",
+        "DeviceStatus merge patches made.",
+        s.device_status_patches,
+    );
+    counter(
+        "devicecontroller_devicestatus_creates_total",
+        "DeviceStatus objects created.",
+        s.device_status_creates,
+    );
+    counter(
+        "devicecontroller_refusals_total",
+        "Device reports refused (unknown device or a device of another node).",
+        s.device_refusals,
+    );
 }

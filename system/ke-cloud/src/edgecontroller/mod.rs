@@ -3,10 +3,12 @@
 //! up (KubeEdge's `cloud/pkg/edgecontroller`, reference §4).
 //!
 //! - `index` (private): the cluster as the controller sees it, from three `kube` watches
-//!   (pods, configmaps, secrets in every namespace): pods by node and each node's references.
+//!   (pods, configmaps, secrets in every namespace; plus devices and device models with device
+//!   support, see [`crate::devicecontroller`]): pods and devices by node and each node's
+//!   references.
 //! - `sync` (private): per-node delivery state and the incremental resync after a connect
 //!   (the edge's inventory against what the node should hold; no API writes).
-//! - `upstream` (private): edge requests, with node authorization.
+//! - `upstream` (private): edge requests (device reports included), with node authorization.
 //! - [`metrics`], the counters.
 //!
 //! Which nodes get objects: a pod goes to the node in its `spec.nodeName` once that node has a
@@ -28,13 +30,13 @@ use std::{
     time::Duration,
 };
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, stream::BoxStream};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use ke_core::{Clock, Entropy};
 use ke_proto::{Message, NodeId, inventory::Inventory};
 use kube::{
     Api, Resource,
-    api::PostParams,
+    api::{DynamicObject, PostParams, TypeMeta},
     runtime::{WatchStreamExt, watcher},
 };
 use tokio::sync::mpsc;
@@ -52,6 +54,7 @@ use self::{
 use crate::{
     cloudhub::{HubEvent, HubHandle, HubOutputs},
     config::Authorization,
+    devicecontroller::{self, DeviceKind, twins::TwinCache},
 };
 
 /// EdgeController settings.
@@ -72,6 +75,10 @@ pub struct EdgeControllerConfig {
     /// (`modules.edgeController.nodeMonitorGracePeriod`). Default 40 s, as
     /// kube-controller-manager's `--node-monitor-grace-period`.
     pub node_monitor_grace: Duration,
+    /// Device support (`modules.deviceController.enable`): install the device CRDs at start,
+    /// watch devices and device models, handle device reports. Turned off for the run if the
+    /// CRDs cannot be installed. Default true.
+    pub devices: bool,
 }
 
 impl Default for EdgeControllerConfig {
@@ -82,6 +89,7 @@ impl Default for EdgeControllerConfig {
             upstream_queue_max: 256,
             authorization: Authorization::default(),
             node_monitor_grace: Duration::from_secs(40),
+            devices: true,
         }
     }
 }
@@ -103,6 +111,7 @@ pub struct EdgeController {
     entropy: Entropy,
     metrics: Arc<Metrics>,
     index: Arc<Mutex<Index>>,
+    twins: Arc<TwinCache>,
 }
 
 impl std::fmt::Debug for EdgeController {
@@ -130,6 +139,7 @@ impl EdgeController {
             entropy,
             metrics: Arc::new(Metrics::default()),
             index: Arc::new(Mutex::new(Index::default())),
+            twins: Arc::new(TwinCache::default()),
         }
     }
 
@@ -146,6 +156,7 @@ impl EdgeController {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         self.ensure_lease_namespace().await;
+        let devices = self.install_devices().await;
         let stop = CancellationToken::new();
         let (inv_tx, inv_rx) = mpsc::channel(self.cfg.upstream_queue_max);
         let upstream = Upstream {
@@ -156,6 +167,8 @@ impl EdgeController {
             entropy: self.entropy.clone(),
             metrics: self.metrics.clone(),
             authz: self.cfg.authorization,
+            devices,
+            twins: self.twins.clone(),
         };
         let workers = self.cfg.upstream_workers.max(1);
         let queue_max = self.cfg.upstream_queue_max.max(1);
@@ -171,7 +184,7 @@ impl EdgeController {
         .run(seen_rx, stop.clone());
         let main = async {
             tokio::join!(
-                self.main_loop(hub_out.events, inv_rx, seen_tx, stop.clone()),
+                self.main_loop(hub_out.events, inv_rx, seen_tx, devices, stop.clone()),
                 lifecycle
             );
         };
@@ -205,30 +218,53 @@ impl EdgeController {
         }
     }
 
+    /// Installs the device CRDs if device support is configured; false (device support off
+    /// for this run) if it is not or the API server refuses.
+    async fn install_devices(&self) -> bool {
+        if !self.cfg.devices {
+            return false;
+        }
+        match devicecontroller::crds::install(&self.client, &self.metrics).await {
+            Ok(()) => true,
+            Err(e) => {
+                let cause = std::error::Error::source(&e).map(ToString::to_string);
+                warn!(error = %e, cause, "cannot install the device CRDs; device support is off");
+                false
+            }
+        }
+    }
+
     async fn main_loop(
         self,
         mut events: mpsc::Receiver<HubEvent>,
         mut inventories: mpsc::Receiver<(NodeId, Inventory)>,
         seen: mpsc::Sender<lifecycle::Seen>,
+        devices: bool,
         stop: CancellationToken,
     ) {
         let cfg = watcher::Config::default();
         let mut pods = watch::<Pod>(&self.client, cfg.clone());
         let mut cms = watch::<ConfigMap>(&self.client, cfg.clone());
-        let mut secrets = watch::<Secret>(&self.client, cfg);
+        let mut secrets = watch::<Secret>(&self.client, cfg.clone());
+        let mut device_watch = watch_devices(&self.client, DeviceKind::Device, &cfg, devices);
+        let mut models = watch_devices(&self.client, DeviceKind::DeviceModel, &cfg, devices);
+        let sync = Sync::new(
+            self.hub.clone(),
+            self.clock.clone(),
+            self.entropy.clone(),
+            self.metrics.clone(),
+            self.cfg.inventory_wait,
+            devices,
+        );
         let mut st = Loop {
             index: self.index.clone(),
-            sync: Sync::new(
-                self.hub.clone(),
-                self.clock.clone(),
-                self.entropy.clone(),
-                self.metrics.clone(),
-                self.cfg.inventory_wait,
-            ),
+            sync,
             metrics: self.metrics.clone(),
-            relist: [None, None, None],
-            listed: [false; 3],
+            relist: [None, None, None, None, None],
+            // Without device support the device kinds count as listed.
+            listed: [false, false, false, !devices, !devices],
             seen,
+            twins: self.twins.clone(),
         };
         loop {
             let deadline = st.sync.next_deadline();
@@ -237,6 +273,8 @@ impl EdgeController {
                 Some(ev) = pods.next() => st.pod_event(ev),
                 Some(ev) = cms.next() => st.object_event(Kind::ConfigMap, ev),
                 Some(ev) = secrets.next() => st.object_event(Kind::Secret, ev),
+                Some(ev) = device_watch.next() => st.device_event(ev),
+                Some(ev) = models.next() => st.object_event(Kind::DeviceModel, ev),
                 Some(ev) = events.recv() => st.hub_event(ev),
                 Some((node, inv)) = inventories.recv() => {
                     let idx = lock(&st.index);
@@ -272,6 +310,35 @@ where
     K: Send + 'static,
 {
     Box::pin(watcher(Api::<K>::all(client.clone()), cfg).default_backoff())
+}
+
+/// A watch of devices or device models (every object carries its `apiVersion` and `kind`,
+/// which the edge needs), or a stream that never yields without device support.
+fn watch_devices(
+    client: &kube::Client,
+    kind: DeviceKind,
+    cfg: &watcher::Config,
+    enabled: bool,
+) -> BoxStream<'static, WatchEvent<DynamicObject>> {
+    if !enabled {
+        return futures::stream::pending().boxed();
+    }
+    let ar = kind.api_resource();
+    let types = TypeMeta {
+        api_version: ar.api_version.clone(),
+        kind: ar.kind.clone(),
+    };
+    let api = Api::<DynamicObject>::all_with(client.clone(), &ar);
+    watcher(api, cfg.clone())
+        .default_backoff()
+        .map(move |ev| {
+            ev.map(|e| {
+                e.modify(|o| {
+                    o.types.get_or_insert_with(|| types.clone());
+                })
+            })
+        })
+        .boxed()
 }
 
 /// Routes CloudHub's upstream messages: inventories to the main loop, the rest to the worker
@@ -342,12 +409,14 @@ struct Loop {
     index: Arc<Mutex<Index>>,
     sync: Sync,
     metrics: Arc<Metrics>,
-    /// Keys seen during a relist, per kind (pod, configmap, secret).
-    relist: [Option<BTreeSet<ObjKey>>; 3],
-    /// Kinds whose watch finished a first list (pod, configmap, secret).
-    listed: [bool; 3],
+    /// Keys seen during a relist, per kind (pod, configmap, secret, device, devicemodel).
+    relist: [Option<BTreeSet<ObjKey>>; 5],
+    /// Kinds whose watch finished a first list (same order).
+    listed: [bool; 5],
     /// Session changes for the node lifecycle task (dropped when it lags: it is advisory).
     seen: mpsc::Sender<lifecycle::Seen>,
+    /// Twin lists of the upstream workers (a deleted device's entry goes).
+    twins: Arc<TwinCache>,
 }
 
 fn slot(kind: Kind) -> usize {
@@ -355,6 +424,8 @@ fn slot(kind: Kind) -> usize {
         Kind::Pod => 0,
         Kind::ConfigMap => 1,
         Kind::Secret => 2,
+        Kind::Device => 3,
+        Kind::DeviceModel => 4,
     }
 }
 
@@ -428,6 +499,35 @@ impl Loop {
         let index = self.index.clone();
         let mut idx = lock(&index);
         let (old, change) = idx.put_pod(pod);
+        self.bound_applied(&idx, Kind::Pod, &key, old.as_ref(), &change);
+    }
+
+    fn device_event(&mut self, ev: WatchEvent<DynamicObject>) {
+        let Some(ev) = self.watch_event(Kind::Device, ev) else {
+            return;
+        };
+        match ev {
+            Change::Apply(device) => {
+                let key = obj_key(device.meta());
+                let index = self.index.clone();
+                let mut idx = lock(&index);
+                let (old, change) = idx.put_device(key.clone(), Stored::of(&device));
+                self.bound_applied(&idx, Kind::Device, &key, old.as_ref(), &change);
+            }
+            Change::Delete(key) => self.bound_deleted(Kind::Device, &key),
+        }
+    }
+
+    /// A pod or device was put into the index: newly referenced objects go first, then the
+    /// object itself to its node (and a delete to the node it left), then releases.
+    fn bound_applied(
+        &mut self,
+        idx: &Index,
+        kind: Kind,
+        key: &ObjKey,
+        old: Option<&index::BoundEntry>,
+        change: &index::RefChange,
+    ) {
         for (node, (kind, ns, name)) in &change.added {
             let stored = idx
                 .objects(*kind)
@@ -442,40 +542,61 @@ impl Loop {
             }
         }
         let t = Target {
-            kind: Kind::Pod,
+            kind,
             namespace: &key.0,
             name: &key.1,
         };
-        if let Some(old) = old.filter(|o| !o.node.is_empty())
-            && idx.pods.get(&key).is_none_or(|p| p.node != old.node)
-        {
+        let entry = idx.bound(kind).get(key).filter(|e| !e.node.is_empty());
+        let old = old.filter(|o| !o.node.is_empty());
+        let moved = old.map(|o| &o.node) != entry.map(|e| &e.node);
+        if let Some(old) = old.filter(|_| moved) {
             self.sync.changed(&old.node, t, None);
+            self.membership(kind, &old.node, false, key, &old.stored);
         }
-        if let Some(entry) = idx.pods.get(&key).filter(|p| !p.node.is_empty()) {
+        if let Some(entry) = entry {
             self.sync.changed(&entry.node, t, Some(&entry.stored));
+            if moved {
+                self.membership(kind, &entry.node, true, key, &entry.stored);
+            }
         }
         self.send_removed(&change.removed);
     }
 
     fn pod_deleted(&mut self, key: &ObjKey) {
+        self.bound_deleted(Kind::Pod, key);
+    }
+
+    fn bound_deleted(&mut self, kind: Kind, key: &ObjKey) {
+        if kind == Kind::Device {
+            self.twins.remove(key);
+        }
         let mut idx = lock(&self.index);
-        let Some((old, change)) = idx.remove_pod(key) else {
+        let Some((old, change)) = idx.remove_bound(kind, key) else {
             return;
         };
         drop(idx);
         if !old.node.is_empty() {
             let t = Target {
-                kind: Kind::Pod,
+                kind,
                 namespace: &key.0,
                 name: &key.1,
             };
             self.sync.changed(&old.node, t, None);
+            self.membership(kind, &old.node, false, key, &old.stored);
         }
         self.send_removed(&change.removed);
     }
 
-    /// Configmaps and secrets a node's pods no longer reference are deleted at the edge, so a
-    /// node holds only what it may read.
+    /// A device joined or left `node` (nothing for pods).
+    fn membership(&self, kind: Kind, node: &str, added: bool, key: &ObjKey, stored: &Stored) {
+        if kind == Kind::Device {
+            let device = devicecontroller::member_device(&key.0, &key.1, &stored.json);
+            self.sync.membership(node, added, device);
+        }
+    }
+
+    /// Configmaps, secrets and device models a node's pods (devices) no longer reference are
+    /// released at the edge, so a node holds only what it may read.
     fn send_removed(&mut self, removed: &[(String, index::Ref)]) {
         for (node, (kind, ns, name)) in removed {
             let t = Target {
@@ -529,8 +650,8 @@ impl Loop {
         let gone: Vec<ObjKey> = {
             let idx = lock(&self.index);
             match kind {
-                Kind::Pod => idx
-                    .pods
+                Kind::Pod | Kind::Device => idx
+                    .bound(kind)
                     .keys()
                     .filter(|k| !seen.contains(*k))
                     .cloned()
@@ -543,7 +664,7 @@ impl Loop {
         };
         for key in gone {
             match kind {
-                Kind::Pod => self.pod_deleted(&key),
+                Kind::Pod | Kind::Device => self.bound_deleted(kind, &key),
                 _ => self.object_gone(kind, key),
             }
         }

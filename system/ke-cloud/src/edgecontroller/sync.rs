@@ -9,6 +9,11 @@
 //! node's objects is compared with `held` the same way, so relists and repeated events send
 //! nothing. Nothing here writes to the API server: the edge's copy is the sync record, and it
 //! is committed before the edge ACKs.
+//!
+//! Devices and device models (with device support) travel the same way, sent by source
+//! `devicecontroller`; referenced objects (configmaps, secrets, device models) always go
+//! before the pods and devices that need them. Device membership changes are sent as
+//! `membership` messages (group `twin`, no ACK) to nodes with a session.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -16,6 +21,7 @@ use ke_core::{Clock, Entropy};
 use ke_proto::{
     Content, Group, Message, NodeId, Operation, Route, Source,
     inventory::{Inventory, RELEASED_ANNOTATION},
+    twin::{MemberDevice, MembershipUpdate},
 };
 use serde_json::{Value, json};
 use tokio::time::{Duration, Instant};
@@ -67,6 +73,8 @@ pub(crate) struct Sync {
     awaiting: BTreeMap<String, Instant>,
     /// The index holds every pod, configmap and secret (each watch finished its first list).
     index_ready: bool,
+    /// Device support: device keys in inventories are managed (else left alone).
+    devices: bool,
 }
 
 impl Sync {
@@ -76,6 +84,7 @@ impl Sync {
         entropy: Entropy,
         metrics: Arc<Metrics>,
         inventory_wait: Duration,
+        devices: bool,
     ) -> Self {
         Self {
             hub,
@@ -86,6 +95,7 @@ impl Sync {
             nodes: BTreeMap::new(),
             awaiting: BTreeMap::new(),
             index_ready: false,
+            devices,
         }
     }
 
@@ -173,10 +183,11 @@ impl Sync {
             return;
         };
         self.awaiting.remove(node);
+        let devices = self.devices;
         state.held = inv
             .objects
             .into_iter()
-            .filter(|(key, _)| managed(key))
+            .filter(|(key, _)| managed(key, devices))
             .map(|(key, h)| (key, (h.uid, h.rv)))
             .collect();
         self.metrics.inc(&self.metrics.inventories);
@@ -197,7 +208,9 @@ impl Sync {
             None => return,
         };
         let (mut sent, mut skipped, mut deleted) = (0u64, 0u64, 0u64);
-        for w in wanted.values() {
+        // What pods and devices reference first, so an edge never holds a dangling reference.
+        let referenced = wanted.values().filter(|w| !w.kind.is_bound());
+        for w in referenced.chain(wanted.values().filter(|w| w.kind.is_bound())) {
             let t = Target {
                 kind: w.kind,
                 namespace: &w.namespace,
@@ -270,12 +283,13 @@ impl Sync {
                     (_, None) => Operation::Insert,
                 };
                 let content = (*s.json).clone();
-                let msg = self.message(op, &key, content, &s.rv);
+                let msg = self.message(t.kind, op, &key, content, &s.rv);
                 (msg, Some((s.uid.clone(), s.rv.clone())))
             }
             (None, Some((uid, rv))) => {
                 let stub = delete_stub(t, &uid, release);
-                (self.message(Operation::Delete, &key, stub, &rv), None)
+                let msg = self.message(t.kind, Operation::Delete, &key, stub, &rv);
+                (msg, None)
             }
             (None, None) => return Outcome::Skipped,
         };
@@ -296,8 +310,13 @@ impl Sync {
         }
     }
 
-    fn message(&self, op: Operation, key: &str, content: Value, rv: &str) -> Message {
-        let route = Route::new(Source::EdgeController, Group::Resource, op, key);
+    fn message(&self, kind: Kind, op: Operation, key: &str, content: Value, rv: &str) -> Message {
+        let source = if kind.is_device() {
+            Source::DeviceController
+        } else {
+            Source::EdgeController
+        };
+        let route = Route::new(source, Group::Resource, op, key);
         Message::new(
             self.entropy.uuid_v4(),
             self.clock.now_millis(),
@@ -305,6 +324,38 @@ impl Sync {
             Content(content),
         )
         .with_resource_version(rv)
+    }
+
+    /// Tells a node with a session that a device joined (`added`) or left it: a `membership`
+    /// message (KubeEdge's `deviceAdded`/`deviceDeleted`), for stock KubeEdge edges.
+    pub(crate) fn membership(&self, node: &str, added: bool, device: MemberDevice) {
+        if !self.nodes.contains_key(node) {
+            return;
+        }
+        let mut update = MembershipUpdate {
+            event_id: self.entropy.uuid_v4(),
+            timestamp: self.clock.now_millis(),
+            ..MembershipUpdate::default()
+        };
+        if added {
+            update.added_devices = Some(vec![device]);
+        } else {
+            update.removed_devices = Some(vec![device]);
+        }
+        let route = Route::new(
+            Source::DeviceController,
+            Group::Twin,
+            Operation::Update,
+            "membership",
+        );
+        let content = serde_json::to_value(&update).unwrap_or(Value::Null);
+        let msg = Message::new(
+            self.entropy.uuid_v4(),
+            self.clock.now_millis(),
+            route,
+            Content(content),
+        );
+        self.send(node, msg);
     }
 
     /// Sends a message that is not an object sync (a reply, an eviction).
@@ -334,9 +385,10 @@ enum Outcome {
     NotSent,
 }
 
-/// True for edge keys of the kinds the controller manages (`<ns>/pod|configmap|secret/<n>`).
-fn managed(key: &str) -> bool {
-    split_key(key).is_some()
+/// True for edge keys of the kinds the controller manages (`<ns>/pod|configmap|secret/<n>`,
+/// and `<ns>/device|devicemodel/<n>` with device support).
+fn managed(key: &str, devices: bool) -> bool {
+    split_key(key).is_some_and(|(kind, _, _)| devices || !kind.is_device())
 }
 
 fn split_key(key: &str) -> Option<(Kind, &str, &str)> {
@@ -348,13 +400,15 @@ fn split_key(key: &str) -> Option<(Kind, &str, &str)> {
 
 /// The content of a delete: enough for MetaManager to find the object and check its UID.
 fn delete_stub(t: Target<'_>, uid: &str, release: bool) -> Value {
-    let kind = match t.kind {
-        Kind::Pod => "Pod",
-        Kind::ConfigMap => "ConfigMap",
-        Kind::Secret => "Secret",
+    let (api_version, kind) = match t.kind {
+        Kind::Pod => ("v1", "Pod"),
+        Kind::ConfigMap => ("v1", "ConfigMap"),
+        Kind::Secret => ("v1", "Secret"),
+        Kind::Device => (crate::devicecontroller::API_VERSION, "Device"),
+        Kind::DeviceModel => (crate::devicecontroller::API_VERSION, "DeviceModel"),
     };
     let mut stub = json!({
-        "apiVersion": "v1",
+        "apiVersion": api_version,
         "kind": kind,
         "metadata": {"namespace": t.namespace, "name": t.name, "uid": uid},
     });
@@ -362,4 +416,189 @@ fn delete_stub(t: Target<'_>, uid: &str, release: bool) -> Value {
         stub["metadata"]["annotations"] = json!({ RELEASED_ANNOTATION: "true" });
     }
     stub
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use ke_core::{Entropy, FixedClock, Seed};
+    use ke_proto::inventory::Held;
+    use serde_json::json;
+
+    use super::*;
+    use crate::edgecontroller::index::tests::{device, stored};
+
+    const NODE: &str = "edge-1";
+
+    /// Model `m` (rv 1) and device `d1` on edge-1 naming it (rv 2).
+    fn index() -> Index {
+        let mut idx = Index::default();
+        let model = json!({"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "DeviceModel",
+            "metadata": {"name": "m", "namespace": "default", "uid": "um"}});
+        idx.models
+            .insert(("default".into(), "m".into()), stored("um", "1", model));
+        let (k, s) = device("d1", NODE, "m", "2");
+        idx.put_device(k, s);
+        idx
+    }
+
+    /// A Sync with device support `devices` and edge-1 connected; the hub and session id.
+    fn setup(devices: bool) -> (Sync, HubHandle, u64) {
+        let hub = HubHandle::for_tests();
+        let node = NodeId::new(NODE).unwrap();
+        let session = hub.test_connect(&node);
+        let mut sync = Sync::new(
+            hub.clone(),
+            Arc::new(FixedClock::new(1_700_000_000)),
+            Entropy::seeded(Seed(3), "sync"),
+            Arc::new(Metrics::default()),
+            Duration::from_secs(5),
+            devices,
+        );
+        sync.connected(NODE, session);
+        (sync, hub, session)
+    }
+
+    fn inventory(held: &[(&str, &str, &str)]) -> Inventory {
+        let objects = held
+            .iter()
+            .map(|(k, uid, rv)| {
+                let h = Held {
+                    uid: (*uid).to_owned(),
+                    rv: (*rv).to_owned(),
+                };
+                ((*k).to_owned(), h)
+            })
+            .collect();
+        Inventory { objects }
+    }
+
+    fn summary(frames: &[Message]) -> Vec<(String, String, String)> {
+        frames
+            .iter()
+            .map(|m| {
+                let op = m.route.operation.to_string();
+                (
+                    op,
+                    m.route.resource.clone(),
+                    m.header.resource_version.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Goal: an edge holding nothing gets the device model, then the device that names it,
+    /// both from `devicecontroller` with their resourceVersions (ACK mode) and full objects.
+    /// Method: an empty inventory against an index with one model and one device.
+    #[tokio::test]
+    async fn device_and_model_are_delivered_model_first() {
+        let (mut sync, hub, session) = setup(true);
+        let idx = index();
+        sync.index_ready(&idx);
+        sync.inventory(NODE, inventory(&[]), &idx);
+        let frames = hub.test_frames(&NodeId::new(NODE).unwrap(), session);
+        assert_eq!(
+            summary(&frames),
+            [
+                ("insert".into(), "default/devicemodel/m".into(), "1".into()),
+                ("insert".into(), "default/device/d1".into(), "2".into()),
+            ]
+        );
+        assert!(
+            frames
+                .iter()
+                .all(|m| m.route.source == Source::DeviceController)
+        );
+        assert_eq!(frames[1].content.value()["kind"], "Device");
+        assert_eq!(sync.metrics.snapshot().resync_sent, 2);
+    }
+
+    /// Goal: the resync sends only what differs: an unchanged model is skipped, a changed
+    /// device updated, a device the node no longer has deleted; a model no device names any
+    /// more is released (a delete marked released). Method: an inventory with the model at
+    /// its version, the device at an older one and a stale device; then `released`.
+    #[tokio::test]
+    async fn resync_skips_unchanged_devices_and_models() {
+        let (mut sync, hub, session) = setup(true);
+        let idx = index();
+        sync.index_ready(&idx);
+        let held = [
+            ("default/devicemodel/m", "um", "1"),
+            ("default/device/d1", "uid-d1", "1"),
+            ("default/device/gone", "uid-gone", "7"),
+        ];
+        sync.inventory(NODE, inventory(&held), &idx);
+        let node = NodeId::new(NODE).unwrap();
+        let frames = hub.test_frames(&node, session);
+        assert_eq!(
+            summary(&frames),
+            [
+                ("update".into(), "default/device/d1".into(), "2".into()),
+                ("delete".into(), "default/device/gone".into(), "7".into()),
+            ]
+        );
+        assert_eq!(
+            frames[1].content.value()["apiVersion"],
+            "devices.kubeedge.io/v1beta1"
+        );
+        let m = sync.metrics.snapshot();
+        assert_eq!(
+            (m.resync_sent, m.resync_skipped, m.resync_deleted),
+            (1, 1, 1)
+        );
+        let t = Target {
+            kind: Kind::DeviceModel,
+            namespace: "default",
+            name: "m",
+        };
+        sync.released(NODE, t);
+        let frames = hub.test_frames(&node, session);
+        assert_eq!(frames.len(), 1);
+        assert!(frames[0].is_release(), "{:?}", frames[0]);
+    }
+
+    /// Goal: without device support the device keys an edge holds are left alone (not
+    /// deleted), and nothing device-related is sent. Method: devices off, an inventory with a
+    /// device and a model, an index without devices.
+    #[tokio::test]
+    async fn device_keys_are_ignored_without_device_support() {
+        let (mut sync, hub, session) = setup(false);
+        let idx = Index::default();
+        sync.index_ready(&idx);
+        let held = [
+            ("default/devicemodel/m", "um", "1"),
+            ("default/device/d1", "u", "1"),
+        ];
+        sync.inventory(NODE, inventory(&held), &idx);
+        assert!(
+            hub.test_frames(&NodeId::new(NODE).unwrap(), session)
+                .is_empty()
+        );
+    }
+
+    /// Goal: a membership message names the device under `added_devices` (the other list
+    /// null, as Go marshals it), goes only to a node with a session, without ACK.
+    /// Method: `membership` for edge-1 (connected) and edge-9 (not).
+    #[tokio::test]
+    async fn membership_goes_to_connected_nodes() {
+        let (sync, hub, session) = setup(true);
+        let dev = crate::devicecontroller::member_device("default", "d1", &json!({}));
+        sync.membership("edge-9", true, dev.clone());
+        sync.membership(NODE, true, dev);
+        let frames = hub.test_frames(&NodeId::new(NODE).unwrap(), session);
+        assert_eq!(frames.len(), 1);
+        let m = &frames[0];
+        assert_eq!(m.route.resource, "membership");
+        assert_eq!(m.route.group, Group::Twin);
+        assert!(!m.needs_ack());
+        let v = m.content.value();
+        assert_eq!(
+            v["added_devices"],
+            json!([{"id": "default/d1", "name": "d1"}])
+        );
+        assert!(v["removed_devices"].is_null());
+        assert!(!hub.is_connected(&NodeId::new("edge-9").unwrap()));
+        assert_eq!(sync.metrics.snapshot().downstream_sent, 1);
+    }
 }

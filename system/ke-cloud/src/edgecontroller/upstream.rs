@@ -14,8 +14,18 @@
 //! | `pod` | delete / query | delete with the UID precondition / get |
 //! | `configmap`, `secret` | query | from the controller's cache |
 //! | `event` | insert / update / patch | create (about the node or one of its pods) |
+//! | `device/<ns>/<n>/twin/edge_updated` | update | merge patch of the DeviceStatus's twins |
+//! | `device/<ns>/<n>/state/update` | update | merge patch of the DeviceStatus's state |
+//! | `membership/detail` | get / query | the node's devices |
+//!
+//! The device rows (`devices`, with device support) answer as KubeEdge's DeviceController:
+//! source `devicecontroller`, group `twin`; a node may report only for devices bound to it.
+
+mod devices;
 
 use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::devicecontroller::twins::TwinCache;
 
 use k8s_openapi::api::{
     coordination::v1::Lease,
@@ -62,6 +72,11 @@ enum Reply {
     Content(Content),
     /// No reply (events).
     None,
+    /// A DeviceController `response` (group `twin`) on this edge-relative resource.
+    Device {
+        resource: &'static str,
+        content: Content,
+    },
 }
 
 /// Handles upstream requests; cheap to clone (one per worker).
@@ -74,6 +89,10 @@ pub(crate) struct Upstream {
     pub(crate) entropy: Entropy,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) authz: Authorization,
+    /// Device support (the device CRDs are installed and watched).
+    pub(crate) devices: bool,
+    /// Each device's twin list as last written.
+    pub(crate) twins: Arc<TwinCache>,
 }
 
 /// The parts of a request's resource path.
@@ -91,7 +110,7 @@ impl Upstream {
             debug!(%node, op = %msg.route.operation, "reply from the edge; nothing to do");
             return;
         }
-        let (namespace, kind, name) = match msg.resource_path() {
+        let (namespace, kind, name, device) = match msg.resource_path() {
             ResourcePath::Object {
                 namespace,
                 kind,
@@ -100,11 +119,18 @@ impl Upstream {
                 namespace.unwrap_or_default(),
                 kind,
                 name.unwrap_or_default(),
+                false,
             ),
+            ResourcePath::Device {
+                namespace,
+                name,
+                kind,
+            } => (namespace, kind, name, true),
             _ => (
                 String::new(),
                 msg.route.resource.as_str().into(),
                 String::new(),
+                false,
             ),
         };
         let req = Req {
@@ -113,10 +139,17 @@ impl Upstream {
             namespace,
             name,
         };
-        let result = self.dispatch(kind.as_str(), &req).await;
+        let result = if device {
+            self.device_report(kind.as_str(), &req).await
+        } else {
+            self.dispatch(kind.as_str(), &req).await
+        };
         self.metrics.inc(&self.metrics.upstream_handled);
         let reply = match result {
             Ok(Reply::Content(c)) => self.response(&msg, c),
+            Ok(Reply::Device { resource, content }) => {
+                self.device_response(&msg, resource, content)
+            }
             Ok(Reply::None) => return,
             Err(e) => {
                 match &e {
@@ -155,6 +188,9 @@ impl Upstream {
             ("secret", Operation::Query) => self.get_referenced(req, Kind::Secret),
             ("event", Operation::Insert | Operation::Update | Operation::Patch) => {
                 self.create_event(req).await
+            }
+            ("membership/detail", Operation::Get | Operation::Query) if self.devices => {
+                Ok(self.membership_detail(req))
             }
             _ => Err(Refusal::Unsupported {
                 op: op.to_string(),

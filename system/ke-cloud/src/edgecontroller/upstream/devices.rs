@@ -1,0 +1,254 @@
+//! Device reports from edges (KubeEdge 1.23's `devicecontroller/controller/upstream.go`),
+//! handled by the EdgeController's upstream workers so one node's reports stay in order.
+//!
+//! A report is accepted only for a device in the index whose `spec.nodeName` is the sending
+//! node; content is parsed before anything is written. The DeviceStatus (same name and
+//! namespace, owned by the Device) is merge-patched, or created when missing. The answer is
+//! KubeEdge's confirmation: a `response` of `"OK"` from `devicecontroller`, group `twin`,
+//! resource `twin`, whose `parent_msg_id` is the report's id; a failure answers `error` and
+//! the edge resends.
+
+use std::collections::BTreeSet;
+
+use ke_proto::{
+    Content, Group, Message, Operation, Source,
+    twin::{DeviceStateUpdate, MembershipList, TwinUpdate},
+};
+use kube::{
+    Api,
+    api::{DynamicObject, Patch, PatchParams, PostParams},
+};
+use serde_json::{Value, json};
+
+use super::{Refusal, Reply, Req, Upstream};
+use crate::devicecontroller::{
+    self, API_VERSION, DeviceKind,
+    twins::{Twin, apply_report, twins_of},
+};
+
+/// The confirmation's resource (KubeEdge's `node/<node>/twin`, trimmed by CloudHub).
+const TWIN_RESOURCE: &str = "twin";
+
+impl Upstream {
+    /// A `device/<ns>/<name>/<kind>` request.
+    pub(super) async fn device_report(&self, kind: &str, req: &Req<'_>) -> Result<Reply, Refusal> {
+        let op = &req.msg.route.operation;
+        match (kind, op) {
+            ("twin/edge_updated", Operation::Update) if self.devices => self.twin_report(req).await,
+            ("state/update", Operation::Update) if self.devices => self.state_report(req).await,
+            _ => Err(Refusal::Unsupported {
+                op: op.to_string(),
+                kind: format!("device/{kind}"),
+            }),
+        }
+    }
+
+    /// A DeviceController `response` to `req`.
+    pub(super) fn device_response(
+        &self,
+        req: &Message,
+        resource: &'static str,
+        content: Content,
+    ) -> Message {
+        let mut ids = || self.entropy.uuid_v4();
+        let mut msg = Message::response_to(req, content, &mut ids, self.clock.now_millis());
+        msg.route.source = Source::DeviceController;
+        msg.route.group = Group::Twin;
+        msg.route.resource = resource.to_owned();
+        msg
+    }
+
+    /// `membership/detail`: the node's devices (KubeEdge 1.23 leaves this unanswered, so a
+    /// stock edge re-asks every minute).
+    pub(super) fn membership_detail(&self, req: &Req<'_>) -> Reply {
+        let event_id = req
+            .msg
+            .content
+            .content_json()
+            .ok()
+            .and_then(|v| v.get("event_id").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_default();
+        let devices = self
+            .lock()
+            .devices_on(req.node)
+            .into_iter()
+            .map(|(k, e)| devicecontroller::member_device(&k.0, &k.1, &e.stored.json))
+            .collect();
+        let list = MembershipList {
+            event_id,
+            timestamp: self.clock.now_millis(),
+            devices,
+        };
+        Reply::Device {
+            resource: "membership/detail",
+            content: Content(serde_json::to_value(&list).unwrap_or(Value::Null)),
+        }
+    }
+
+    /// The UID and property names of the reported device, if `req.node` may report for it.
+    fn reporting_device(&self, req: &Req<'_>) -> Result<(String, BTreeSet<String>), Refusal> {
+        let idx = self.lock();
+        let device = idx.devices.get(&(req.namespace.clone(), req.name.clone()));
+        let ok = device.is_some_and(|d| d.node == req.node);
+        let allowed = self.allow(req, ok, || {
+            format!("report for device {}/{}", req.namespace, req.name)
+        });
+        if let Err(e) = allowed {
+            self.metrics.inc(&self.metrics.device_refusals);
+            return Err(e);
+        }
+        let device = device
+            .ok_or_else(|| Refusal::NotFound(format!("device {}/{}", req.namespace, req.name)))?;
+        let props = devicecontroller::property_names(&device.stored.json);
+        Ok((device.stored.uid.clone(), props))
+    }
+
+    async fn twin_report(&self, req: &Req<'_>) -> Result<Reply, Refusal> {
+        self.metrics.inc(&self.metrics.twin_reports);
+        let (uid, props) = self.reporting_device(req)?;
+        let report: TwinUpdate = req
+            .msg
+            .content
+            .to_typed()
+            .map_err(|e| Refusal::BadRequest(format!("not a twin report: {e}")))?;
+        let key = (req.namespace.clone(), req.name.clone());
+        let (mut twins, exists) = match self.twins.get(&key, &uid) {
+            Some(t) => (t, true),
+            None => self.read_twins(req).await?,
+        };
+        let before = twins.clone();
+        apply_report(&mut twins, &report, &props);
+        if !exists || twins != before {
+            let status = json!({ "twins": twins });
+            if let Err(e) = self.write_status(req, &uid, &status, exists).await {
+                self.twins.remove(&key);
+                return Err(e);
+            }
+        }
+        self.twins.put(key, &uid, twins);
+        Ok(confirmation())
+    }
+
+    async fn state_report(&self, req: &Req<'_>) -> Result<Reply, Refusal> {
+        self.metrics.inc(&self.metrics.state_reports);
+        let (uid, _) = self.reporting_device(req)?;
+        let update: DeviceStateUpdate = req
+            .msg
+            .content
+            .to_typed()
+            .map_err(|e| Refusal::BadRequest(format!("not a state report: {e}")))?;
+        if update.device.state.is_empty() {
+            return Err(Refusal::BadRequest("state report without a state".into()));
+        }
+        let mut status = json!({ "state": update.device.state });
+        if !update.device.last_online_time.is_empty() {
+            status["lastOnlineTime"] = update.device.last_online_time.into();
+        }
+        self.write_status(req, &uid, &status, true).await?;
+        Ok(confirmation())
+    }
+
+    fn status_api(&self, namespace: &str) -> Api<DynamicObject> {
+        let ar = DeviceKind::DeviceStatus.api_resource();
+        Api::namespaced_with(self.client.clone(), namespace, &ar)
+    }
+
+    /// The DeviceStatus's twins, and whether it exists.
+    async fn read_twins(&self, req: &Req<'_>) -> Result<(Vec<Twin>, bool), Refusal> {
+        self.metrics.api("get");
+        let found = self.status_api(&req.namespace).get_opt(&req.name).await?;
+        Ok(match found {
+            Some(obj) => (
+                twins_of(&serde_json::to_value(&obj).unwrap_or(Value::Null)),
+                true,
+            ),
+            None => (Vec::new(), false),
+        })
+    }
+
+    /// Writes `status` into the device's DeviceStatus: a merge patch if it `exists`, else (or
+    /// if it was gone) a create owned by the Device, falling back to a patch if one appeared.
+    async fn write_status(
+        &self,
+        req: &Req<'_>,
+        uid: &str,
+        status: &Value,
+        exists: bool,
+    ) -> Result<(), Refusal> {
+        if exists && self.merge_status(req, status).await? {
+            return Ok(());
+        }
+        if self.create_status(req, uid, status).await? || self.merge_status(req, status).await? {
+            return Ok(());
+        }
+        Err(Refusal::NotFound(format!(
+            "devicestatus {}/{}",
+            req.namespace, req.name
+        )))
+    }
+
+    /// Merge-patches `{"status": status}`; false if the DeviceStatus does not exist.
+    async fn merge_status(&self, req: &Req<'_>, status: &Value) -> Result<bool, Refusal> {
+        let patch = json!({ "status": status });
+        self.metrics.api("patch");
+        let api = self.status_api(&req.namespace);
+        match api
+            .patch(&req.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                self.metrics.inc(&self.metrics.device_status_patches);
+                Ok(true)
+            }
+            Err(kube::Error::Api(ae)) if ae.code == 404 => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates the DeviceStatus with `status`, owned by the Device (`uid`); false if it
+    /// already exists.
+    async fn create_status(
+        &self,
+        req: &Req<'_>,
+        uid: &str,
+        status: &Value,
+    ) -> Result<bool, Refusal> {
+        let obj = json!({
+            "apiVersion": API_VERSION,
+            "kind": DeviceKind::DeviceStatus.kind(),
+            "metadata": {
+                "name": req.name,
+                "namespace": req.namespace,
+                "ownerReferences": [{
+                    "apiVersion": API_VERSION,
+                    "kind": DeviceKind::Device.kind(),
+                    "name": req.name,
+                    "uid": uid,
+                    "controller": true,
+                    "blockOwnerDeletion": true,
+                }],
+            },
+            "status": status,
+        });
+        let obj: DynamicObject = serde_json::from_value(obj)
+            .map_err(|e| Refusal::BadRequest(format!("DeviceStatus: {e}")))?;
+        self.metrics.api("create");
+        let api = self.status_api(&req.namespace);
+        match api.create(&PostParams::default(), &obj).await {
+            Ok(_) => {
+                self.metrics.inc(&self.metrics.device_status_creates);
+                Ok(true)
+            }
+            Err(kube::Error::Api(ae)) if ae.code == 409 => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// KubeEdge's confirmation of a device report.
+fn confirmation() -> Reply {
+    Reply::Device {
+        resource: TWIN_RESOURCE,
+        content: Content::ok(),
+    }
+}
