@@ -316,6 +316,7 @@ impl Loop<'_> {
             sync_p99_ms: p99,
             rss_bytes: proc_status("VmRSS:"),
             wall_s: self.started.elapsed().as_secs_f64(),
+            twin_confirmed: self.sh.devices.confirmed(),
         };
         self.series.push(s.clone());
         s
