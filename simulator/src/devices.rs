@@ -19,6 +19,7 @@ use std::{
 use hdrhistogram::Histogram;
 use ke_edge::devicetwin::TwinMetrics;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::{
     outcome::Percentiles,
@@ -79,6 +80,10 @@ struct Inner {
     twin: Vec<Option<Arc<TwinMetrics>>>,
     /// First few regressions seen.
     regressions: Vec<String>,
+    /// Running digest of device activity (reports accepted, desired values applied,
+    /// DeviceStatus writes, with simulated times): too many to log one by one, folded into
+    /// the event log once at the end.
+    activity: Sha256,
 }
 
 /// The book (see the module docs).
@@ -129,6 +134,7 @@ impl Book {
                 status_seen: BTreeMap::new(),
                 twin: vec![None; nodes],
                 regressions: Vec::new(),
+                activity: Sha256::new(),
             }),
             stop_reports: AtomicBool::new(false),
             published: AtomicU64::new(0),
@@ -141,6 +147,23 @@ impl Book {
             regressions: AtomicU64::new(0),
             deleted: AtomicBool::new(false),
         }
+    }
+
+    /// Folds one device event into the activity digest.
+    pub fn note(&self, parts: &[&[u8]]) {
+        let mut g = lock(&self.inner);
+        let t = ms(turmoil::sim_elapsed().unwrap_or_default());
+        g.activity.update(t.to_le_bytes());
+        for p in parts {
+            g.activity.update((p.len() as u64).to_le_bytes());
+            g.activity.update(p);
+        }
+    }
+
+    /// The activity digest so far (hex, 16 digits).
+    pub fn activity(&self) -> String {
+        let d = lock(&self.inner).activity.clone().finalize();
+        hex::encode(&d[..8])
     }
 
     /// Runs `f` on node `node`'s device states.
@@ -222,6 +245,8 @@ impl Book {
     pub fn desired_applied(&self, device: &str, property: &str, value: &str, at: Duration) {
         let mut g = lock(&self.inner);
         let key = (device.to_owned(), property.to_owned(), value.to_owned());
+        g.activity.update(ms(at).to_le_bytes());
+        g.activity.update(format!("{key:?}").as_bytes());
         if let Some(sent) = g.desired_sent.remove(&key) {
             let _ = g.down.record(ms(at.saturating_sub(sent)));
         }

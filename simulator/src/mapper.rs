@@ -263,6 +263,7 @@ impl Mapper {
                 }
             }
         });
+        book.note(&[id.as_bytes(), &[u8::from(ok)]]);
         let counter = if ok { &book.accepted } else { &book.refused };
         counter.fetch_add(1, Ordering::Relaxed);
     }

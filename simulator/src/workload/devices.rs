@@ -193,6 +193,9 @@ impl Driver {
 
     fn device_checks(&self, lost: u64, unreached: u64, first: &[String]) {
         let book = &self.sh.devices;
+        self.sh
+            .trace
+            .event(format_args!("device activity {}", book.activity()));
         let n = self.all_devices().len();
         let deleted = book.deleted.load(Ordering::Relaxed);
         let accepted = book.accepted.load(Ordering::Relaxed);
