@@ -84,6 +84,9 @@ struct Inner {
     /// DeviceStatus writes, with simulated times): too many to log one by one, folded into
     /// the event log once at the end.
     activity: Sha256,
+    /// Per device: reports DeviceTwin accepted, and DeviceStatus writes that carried a new
+    /// report. Each accepted report must show up as one write (the cloud patches each).
+    counts: BTreeMap<String, (u64, u64)>,
 }
 
 /// The book (see the module docs).
@@ -135,6 +138,7 @@ impl Book {
                 twin: vec![None; nodes],
                 regressions: Vec::new(),
                 activity: Sha256::new(),
+                counts: BTreeMap::new(),
             }),
             stop_reports: AtomicBool::new(false),
             published: AtomicU64::new(0),
@@ -164,6 +168,33 @@ impl Book {
     pub fn activity(&self) -> String {
         let d = lock(&self.inner).activity.clone().finalize();
         hex::encode(&d[..8])
+    }
+
+    /// DeviceTwin accepted a report of `device`.
+    pub fn report_accepted(&self, device: &str) {
+        lock(&self.inner)
+            .counts
+            .entry(device.to_owned())
+            .or_default()
+            .0 += 1;
+    }
+
+    /// Devices with fewer DeviceStatus writes than accepted reports: (how many, first few).
+    pub fn unseen_reports(&self) -> (u64, Vec<String>) {
+        let g = lock(&self.inner);
+        let mut first = Vec::new();
+        let mut n = 0;
+        for (d, (acc, seen)) in &g.counts {
+            if seen < acc {
+                n += 1;
+                if first.len() < 3 {
+                    first.push(format!(
+                        "{d}: {acc} reports accepted, {seen} in DeviceStatus"
+                    ));
+                }
+            }
+        }
+        (n, first)
     }
 
     /// Runs `f` on node `node`'s device states.
@@ -291,6 +322,10 @@ impl Book {
             }
         }
         if let Some(ts) = newest {
+            g.counts.entry(name.to_owned()).or_default().1 += 1;
+            g.activity.update(now_ms.to_le_bytes());
+            g.activity.update(name.as_bytes());
+            g.activity.update(ts.to_le_bytes());
             let _ =
                 g.up.record(u64::try_from(now_ms.saturating_sub(ts)).unwrap_or(0));
         }

@@ -253,16 +253,20 @@ impl Mapper {
         };
         let ok = v.get("code").is_none();
         let book = &self.s.book;
-        book.with_node(self.s.node, |n| {
-            for st in n.values_mut() {
+        let device = book.with_node(self.s.node, |n| {
+            for (name, st) in n.iter_mut() {
                 if let Some(readings) = st.pending.remove(id) {
                     if ok {
                         accept(st, readings);
                     }
-                    return;
+                    return Some(name.clone());
                 }
             }
+            None
         });
+        if let (true, Some(d)) = (ok, device) {
+            book.report_accepted(&d);
+        }
         book.note(&[id.as_bytes(), &[u8::from(ok)]]);
         let counter = if ok { &book.accepted } else { &book.refused };
         counter.fetch_add(1, Ordering::Relaxed);

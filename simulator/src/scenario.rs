@@ -169,6 +169,11 @@ pub struct Network {
     pub loss: f64,
     /// Overrides per site.
     pub site: Vec<SiteLink>,
+    /// Fixed one-way latency between cloudcore and the API server, ms (default: like every
+    /// link, `latency_min_ms..latency_max_ms`). cloudcore's upstream workers make one API
+    /// call at a time each, so this latency bounds how many device reports one cloudcore
+    /// turns into DeviceStatus writes per second.
+    pub cloud_api_latency_ms: Option<u64>,
 }
 
 impl Default for Network {
@@ -178,6 +183,7 @@ impl Default for Network {
             latency_max_ms: 50,
             loss: 0.0,
             site: Vec::new(),
+            cloud_api_latency_ms: None,
         }
     }
 }

@@ -182,7 +182,12 @@ impl Driver {
         let book = &self.sh.devices;
         loop {
             let settled = book.outbox() == 0 && book.desired_pending() == 0;
-            let (lost, unreached, first) = self.compare_devices();
+            // Comparing every device is the expensive part: only once nothing is in flight.
+            let (lost, unreached, first) = if settled || now() >= deadline {
+                self.compare_devices()
+            } else {
+                (u64::MAX, u64::MAX, Vec::new())
+            };
             if (settled && lost == 0 && unreached == 0) || now() >= deadline {
                 self.device_checks(lost, unreached, &first);
                 return;
@@ -199,16 +204,24 @@ impl Driver {
         let n = self.all_devices().len();
         let deleted = book.deleted.load(Ordering::Relaxed);
         let accepted = book.accepted.load(Ordering::Relaxed);
-        let detail = if lost == 0 {
+        let (unseen, unseen_first) = book.unseen_reports();
+        let detail = if lost == 0 && unseen == 0 {
             format!(
-                "every device's DeviceStatus shows the last of {accepted} accepted reports ({n} devices)"
+                "each of {accepted} accepted reports reached DeviceStatus; every device's ({n}) shows its last"
             )
         } else {
-            format!("{lost} sensor values differ from the last report: {first:?}")
+            let f: Vec<&String> = first.iter().filter(|d| !d.contains(": desired ")).collect();
+            format!(
+                "{lost} sensor values differ from the last report: {f:?}; {unseen} devices with reports missing from DeviceStatus: {unseen_first:?}"
+            )
         };
-        let name = "twin_reports_not_lost";
-        self.sh
-            .check(check(name, CheckKind::Safety, lost == 0 || deleted, detail));
+        let ok = (lost == 0 && unseen == 0) || deleted;
+        self.sh.check(check(
+            "twin_reports_not_lost",
+            CheckKind::Safety,
+            ok,
+            detail,
+        ));
         let regressions = book.regressions.load(Ordering::Relaxed);
         let writes = book.status_writes.load(Ordering::Relaxed);
         let lagged = book.observer_lagged.load(Ordering::Relaxed);
@@ -227,7 +240,8 @@ impl Driver {
             let w = book.desired_writes.load(Ordering::Relaxed);
             format!("{w} desired values written; every actuator holds and reports the latest")
         } else {
-            format!("{unreached} actuators miss their latest desired value: {first:?}")
+            let f: Vec<&String> = first.iter().filter(|d| d.contains(": desired ")).collect();
+            format!("{unreached} actuators miss their latest desired value: {f:?}")
         };
         let ok = unreached == 0 || deleted;
         self.sh.check(check(
@@ -238,14 +252,16 @@ impl Driver {
         ));
     }
 
-    /// (sensor values lost, actuators without their desired value, first few differences).
+    /// (sensor values lost, actuators without their desired value, first few differences of
+    /// each kind).
     fn compare_devices(&self) -> (u64, u64, Vec<String>) {
         let Some(access) = self.sh.api_now() else {
             return (u64::MAX, u64::MAX, vec!["API server down".into()]);
         };
         let store = &access.state.api.store;
         let sc = &self.sh.scenario;
-        let (mut lost, mut unreached, mut first) = (0, 0, Vec::new());
+        let (mut lost, mut unreached) = (0, 0);
+        let (mut first, mut first_unreached) = (Vec::new(), Vec::new());
         let note = |d: String, first: &mut Vec<String>| {
             if first.len() < 5 {
                 first.push(d);
@@ -291,11 +307,12 @@ impl Driver {
                     unreached += 1;
                     note(
                         format!("{name}/{a}: desired {want:?}, mapper {held:?}, status {got:?}"),
-                        &mut first,
+                        &mut first_unreached,
                     );
                 }
             }
         }
+        first.extend(first_unreached);
         (lost, unreached, first)
     }
 }
