@@ -75,7 +75,7 @@ struct Inner {
     /// Mapper report → DeviceStatus shows it, ms.
     up: Histogram<u64>,
     /// (device, property) → the newest reported timestamp seen in a DeviceStatus.
-    status_seen: BTreeMap<(String, String), i64>,
+    status_seen: BTreeMap<(String, String), (i64, String)>,
     /// Twin metrics of each node's running EdgeCore.
     twin: Vec<Option<Arc<TwinMetrics>>>,
     /// First few regressions seen.
@@ -84,8 +84,10 @@ struct Inner {
     /// DeviceStatus writes, with simulated times): too many to log one by one, folded into
     /// the event log once at the end.
     activity: Sha256,
-    /// Per device: reports DeviceTwin accepted, and DeviceStatus writes that carried a new
-    /// report. Each accepted report must show up as one write (the cloud patches each).
+    /// Per device: property changes (a new value or timestamp) in the reports DeviceTwin
+    /// accepted, and in DeviceStatus writes. The cloud applies every report in order, so each
+    /// accepted change must show up in a write (a report identical to the one before, which
+    /// the 10 ms clock allows, changes nothing on either side).
     counts: BTreeMap<String, (u64, u64)>,
 }
 
@@ -170,13 +172,13 @@ impl Book {
         hex::encode(&d[..8])
     }
 
-    /// DeviceTwin accepted a report of `device`.
-    pub fn report_accepted(&self, device: &str) {
+    /// DeviceTwin accepted a report of `device` that changed `changes` properties.
+    pub fn report_accepted(&self, device: &str, changes: u64) {
         lock(&self.inner)
             .counts
             .entry(device.to_owned())
             .or_default()
-            .0 += 1;
+            .0 += changes;
     }
 
     /// Devices with fewer DeviceStatus writes than accepted reports: (how many, first few).
@@ -189,7 +191,7 @@ impl Book {
                 n += 1;
                 if first.len() < 3 {
                     first.push(format!(
-                        "{d}: {acc} reports accepted, {seen} in DeviceStatus"
+                        "{d}: {acc} property changes accepted, {seen} in DeviceStatus"
                     ));
                 }
             }
@@ -299,16 +301,18 @@ impl Book {
         // One latency per write: the newest report it carries (a report sets every property
         // it names with the same timestamp).
         let mut newest: Option<i64> = None;
+        let mut changes = 0;
         for t in twins.into_iter().flatten() {
             let Some(prop) = t.get("propertyName").and_then(Value::as_str) else {
                 continue;
             };
             let Some(ts) = reported_ts(t) else { continue };
+            let value = t.pointer("/reported/value").and_then(Value::as_str);
+            let value = value.unwrap_or_default();
             let key = (name.to_owned(), prop.to_owned());
-            let seen = g.status_seen.get(&key).copied();
-            match seen {
-                Some(s) if s == ts => {}
-                Some(s) if s > ts => {
+            match g.status_seen.get(&key) {
+                Some((s, v)) if *s == ts && v == value => {}
+                Some(&(s, _)) if s > ts => {
                     self.regressions.fetch_add(1, Ordering::Relaxed);
                     if g.regressions.len() < 5 {
                         g.regressions
@@ -317,12 +321,13 @@ impl Book {
                 }
                 _ => {
                     newest = newest.max(Some(ts));
-                    g.status_seen.insert(key, ts);
+                    changes += 1;
+                    g.status_seen.insert(key, (ts, value.to_owned()));
                 }
             }
         }
         if let Some(ts) = newest {
-            g.counts.entry(name.to_owned()).or_default().1 += 1;
+            g.counts.entry(name.to_owned()).or_default().1 += changes;
             g.activity.update(now_ms.to_le_bytes());
             g.activity.update(name.as_bytes());
             g.activity.update(ts.to_le_bytes());

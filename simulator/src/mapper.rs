@@ -256,16 +256,14 @@ impl Mapper {
         let device = book.with_node(self.s.node, |n| {
             for (name, st) in n.iter_mut() {
                 if let Some(readings) = st.pending.remove(id) {
-                    if ok {
-                        accept(st, readings);
-                    }
-                    return Some(name.clone());
+                    let changes = if ok { accept(st, readings) } else { 0 };
+                    return Some((name.clone(), changes));
                 }
             }
             None
         });
-        if let (true, Some(d)) = (ok, device) {
-            book.report_accepted(&d);
+        if let Some((d, changes)) = device.filter(|_| ok) {
+            book.report_accepted(&d, changes);
         }
         book.note(&[id.as_bytes(), &[u8::from(ok)]]);
         let counter = if ok { &book.accepted } else { &book.refused };
@@ -304,15 +302,19 @@ fn device_of(topic: &str) -> Option<&str> {
     rest.split('/').nth(1)
 }
 
-fn accept(st: &mut DeviceState, readings: BTreeMap<String, Reading>) {
+/// Records an accepted report; returns how many properties it changed.
+fn accept(st: &mut DeviceState, readings: BTreeMap<String, Reading>) -> u64 {
+    let mut changes = 0;
     for (p, r) in readings {
         match st.accepted.get(&p) {
-            Some(old) if old.ts > r.ts => {}
+            Some(old) if old.ts > r.ts || *old == r => {}
             _ => {
                 st.accepted.insert(p, r);
+                changes += 1;
             }
         }
     }
+    changes
 }
 
 /// `name` of a device id `<ns>/<name>`.
