@@ -24,6 +24,8 @@ const CONNECTED_SVG: &str = "connected.svg";
 const SYNC_SVG: &str = "sync-latency.svg";
 /// Name of the queue-depth plot.
 const QUEUE_SVG: &str = "queue-depth.svg";
+/// Name of the twin-report plot (runs with devices only).
+const TWIN_SVG: &str = "twin-reports.svg";
 
 /// Writes `report.json`, `report.md`, `connected.svg`, `sync-latency.svg` and
 /// `queue-depth.svg` for `outcome` into `dir` (created if missing); `repro` is the command line
@@ -36,13 +38,16 @@ pub(crate) fn write_reports(
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let json = serde_json::to_string_pretty(outcome).context("serializing the outcome")?;
     let md = markdown::render(outcome, repro).context("rendering report.md")?;
-    let files = [
+    let mut files = vec![
         ("report.json", json + "\n"),
         ("report.md", md),
         (CONNECTED_SVG, render_svg(&connected_plot(outcome))?),
         (SYNC_SVG, render_svg(&sync_plot(outcome))?),
         (QUEUE_SVG, render_svg(&queue_plot(outcome))?),
     ];
+    if outcome.metrics.devices.is_some() {
+        files.push((TWIN_SVG, render_svg(&twin_plot(outcome))?));
+    }
     files
         .iter()
         .map(|(name, contents)| write_file(&dir.join(name), contents))
@@ -112,6 +117,36 @@ fn queue_plot(outcome: &Outcome) -> Plot {
             series(outcome, "pending", |s| count(s.pending)),
         ],
         markers: Vec::new(),
+    }
+}
+
+/// Twin reports confirmed by the cloud per simulated second.
+fn twin_plot(outcome: &Outcome) -> Plot {
+    let points = outcome
+        .series
+        .windows(2)
+        .map(|w| {
+            let n = w[1].twin_confirmed.saturating_sub(w[0].twin_confirmed);
+            (w[1].t, count(n) / (w[1].t - w[0].t).max(1e-9))
+        })
+        .collect();
+    Plot {
+        title: "Twin reports confirmed by the cloud".to_owned(),
+        x_label: "simulated time (s)".to_owned(),
+        y_label: "reports per simulated second".to_owned(),
+        series: vec![Series {
+            name: "confirmed/s".to_owned(),
+            points,
+        }],
+        markers: outcome
+            .metrics
+            .faults
+            .iter()
+            .map(|(t, label)| Marker {
+                x: *t,
+                label: label.clone(),
+            })
+            .collect(),
     }
 }
 

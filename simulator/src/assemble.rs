@@ -11,7 +11,7 @@ use ke_cloud::cloudhub::metrics::{ACK_LATENCY_BUCKETS, MetricsSnapshot};
 
 use crate::{
     fleet::Shared,
-    outcome::{CheckKind, CheckResult, Metrics, Outcome, Percentiles, Sample},
+    outcome::{CheckKind, CheckResult, DeviceFigures, Metrics, Outcome, Percentiles, Sample},
     scenario::Scenario,
 };
 
@@ -92,6 +92,66 @@ fn bound_checks(sh: &Shared, sc: &Scenario, metrics: &Metrics, peak_rss: u64) ->
     out
 }
 
+/// Device figures from the book and the samples.
+fn device_figures(sh: &Shared, sc: &Scenario, series: &[Sample]) -> DeviceFigures {
+    let b = &sh.devices;
+    let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+    let (down, up) = b.latencies();
+    let (sim_rate, sim_peak, wall_rate, wall_peak) = rates(series, sh.ready(), sc);
+    DeviceFigures {
+        devices: sc.fleet.nodes * sc.fleet.devices_per_node,
+        mapper_reports: get(&b.published),
+        mapper_reports_accepted: get(&b.accepted),
+        mapper_reports_refused: get(&b.refused),
+        reports_confirmed: b.confirmed(),
+        status_writes: get(&b.status_writes),
+        desired_writes: get(&b.desired_writes),
+        confirmed_per_sim_s: sim_rate,
+        confirmed_per_sim_s_peak: sim_peak,
+        confirmed_per_wall_s: wall_rate,
+        confirmed_per_wall_s_peak: wall_peak,
+        desired_to_device_ms: down,
+        report_to_status_ms: up,
+        bus_dropped: b.publish_dropped(),
+    }
+}
+
+/// Confirmed reports per simulated and per wall second (mean, peak), over the samples from
+/// the first confirmed report to the end of the workload.
+pub fn rates(series: &[Sample], ready: Option<Duration>, sc: &Scenario) -> (f64, f64, f64, f64) {
+    let end = ready.unwrap_or_default().as_secs_f64() + sc.last_event_s() as f64;
+    let w: Vec<&Sample> = series
+        .iter()
+        .skip_while(|s| s.twin_confirmed == 0)
+        .take_while(|s| s.t <= end + 1.0)
+        .collect();
+    let (Some(a), Some(z)) = (w.first(), w.last()) else {
+        return (0.0, 0.0, 0.0, 0.0);
+    };
+    let n = z.twin_confirmed.saturating_sub(a.twin_confirmed) as f64;
+    let per = |d: f64| if d > 0.0 { n / d } else { 0.0 };
+    let sim_peak = w
+        .windows(2)
+        .map(|p| {
+            p[1].twin_confirmed.saturating_sub(p[0].twin_confirmed) as f64
+                / (p[1].t - p[0].t).max(1e-9)
+        })
+        .fold(0.0, f64::max);
+    let wall_peak = w
+        .windows(11)
+        .map(|p| {
+            let d = p[10].twin_confirmed.saturating_sub(p[0].twin_confirmed) as f64;
+            d / (p[10].wall_s - p[0].wall_s).max(1e-9)
+        })
+        .fold(0.0, f64::max);
+    (
+        per(z.t - a.t),
+        sim_peak,
+        per(z.wall_s - a.wall_s),
+        wall_peak,
+    )
+}
+
 /// Builds the outcome.
 pub fn outcome(sh: &Shared, sc: &Scenario, end: Ended) -> Outcome {
     let peak_rss = crate::run::proc_status("VmHWM:");
@@ -115,6 +175,9 @@ pub fn outcome(sh: &Shared, sc: &Scenario, end: Ended) -> Outcome {
         }
     }
     metrics.api_requests = api;
+    if sc.has_devices() {
+        metrics.devices = Some(device_figures(sh, sc, &end.series));
+    }
     let mut checks = sh
         .checks
         .lock()

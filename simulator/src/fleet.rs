@@ -100,6 +100,8 @@ pub struct Shared {
     pub checks: Mutex<Vec<crate::outcome::CheckResult>>,
     /// Final pod count.
     pub pods: AtomicU64,
+    /// Devices: mapper state, desired values, latencies.
+    pub devices: Arc<crate::devices::Book>,
     starts: AtomicU64,
 }
 
@@ -114,6 +116,7 @@ impl Shared {
     pub fn new(scenario: Scenario, seed: u64, dir: PathBuf, epoch: OffsetDateTime) -> Self {
         let n = scenario.fleet.nodes;
         let names = (0..n).map(node_name).collect();
+        let with_devices = if scenario.has_devices() { n } else { 0 };
         Self {
             scenario,
             seed,
@@ -130,6 +133,7 @@ impl Shared {
             ready_at: Mutex::default(),
             checks: Mutex::default(),
             pods: AtomicU64::new(0),
+            devices: Arc::new(crate::devices::Book::new(with_devices)),
             starts: AtomicU64::new(0),
         }
     }

@@ -6,6 +6,8 @@
 //! - [`scenario`]: the scenario files.
 //! - [`fleet`]: the hosts and what they share.
 //! - [`node`]: one virtual edge node and its fault switch.
+//! - [`mapper`]: a node's virtual mapper on DeviceTwin's in-memory bus; [`devices`]: what
+//!   the mappers reported and the driver desired, for the device checks.
 //! - [`workload`]: the driver (phases, convergence, safety verdicts).
 //! - [`trace`]: event log and digest, pending writes, latency, safety observations.
 //! - [`run`]: the run loop and fault timeline; [`assemble`]: the outcome.
@@ -15,7 +17,9 @@
 compile_error!("build with --cfg tokio_unstable (.cargo/config.toml sets it)");
 
 pub mod assemble;
+pub mod devices;
 pub mod fleet;
+pub mod mapper;
 pub mod node;
 pub mod outcome;
 pub mod run;

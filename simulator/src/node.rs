@@ -37,7 +37,9 @@ use rand_chacha::ChaCha8Rng;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use turmoil::net::TcpStream;
 
-use crate::{fleet::Shared, trace::Trace};
+use ke_edge::eventbus::{BusEnds, bus_pair};
+
+use crate::{fleet::Shared, mapper::MapperSetup, trace::Trace};
 
 /// Per-node fault switches and counters, shared with the run loop.
 #[derive(Debug, Default)]
@@ -357,7 +359,34 @@ impl VirtualNode {
             token,
         );
         cfg.modules.edge_hub.heartbeat = self.shared.scenario.edge.heartbeat_s;
+        // Devices: DeviceTwin runs on the in-memory bus (`with_bus`); EventBus stays off (its
+        // MQTT client would open real sockets).
+        cfg.modules.device_twin.enable = self.shared.scenario.has_devices();
         cfg
+    }
+
+    /// The node's virtual mapper for this start, and DeviceTwin's ends of its bus.
+    fn mapper(&self, generation: u64) -> Option<(BusEnds, MapperSetup)> {
+        let sc = &self.shared.scenario;
+        if !sc.has_devices() {
+            return None;
+        }
+        let (bus, ends) = bus_pair();
+        let seed = self.shared.seed
+            ^ u64::from(self.index).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ generation.wrapping_mul(0xd1b5_4a32_d192_ed03);
+        let setup = MapperSetup {
+            node: self.index,
+            name: self.name.clone(),
+            ends,
+            book: self.shared.devices.clone(),
+            clock: self.shared.clock(),
+            seed,
+            period: Duration::from_secs(sc.edge.twin_report_period_s),
+            sensors: sc.edge.device_sensors.clone(),
+            actuators: sc.edge.device_actuators.clone(),
+        };
+        Some((bus, setup))
     }
 
     /// Runs the node for the rest of the simulation: start, crash, restart.
@@ -384,6 +413,21 @@ impl VirtualNode {
                     return;
                 }
             };
+            let (core, mapper) = match self.mapper(generation - 1) {
+                Some((bus, setup)) => {
+                    let core = core.with_bus(bus);
+                    let twin = core.handle().twin_metrics();
+                    self.shared.devices.node_started(self.index, twin);
+                    (core, Some(crate::mapper::run(setup)))
+                }
+                None => (core, None),
+            };
+            let mapper = async move {
+                match mapper {
+                    Some(m) => m.await,
+                    None => std::future::pending().await,
+                }
+            };
             let watch = self.watch_session(core.handle().cloud());
             tokio::select! {
                 biased;
@@ -399,6 +443,7 @@ impl VirtualNode {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
                 () = watch => {}
+                () = mapper => {}
             }
         }
     }

@@ -129,6 +129,45 @@ pub struct Metrics {
     pub hub_queue_peak: u64,
     /// Faults applied, in order, with their simulated start time in seconds.
     pub faults: Vec<(f64, String)>,
+    /// Device figures (scenarios with devices only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devices: Option<DeviceFigures>,
+}
+
+/// What the devices did: twin reports end to end, desired values down, and their latencies.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct DeviceFigures {
+    /// Devices in the fleet.
+    pub devices: usize,
+    /// `twin/update`s the virtual mappers published.
+    pub mapper_reports: u64,
+    /// Of those, accepted by DeviceTwin (queued in its durable outbox).
+    pub mapper_reports_accepted: u64,
+    /// Refused by DeviceTwin (unknown device, outbox full).
+    pub mapper_reports_refused: u64,
+    /// Twin and state reports the cloud confirmed ("OK"), every node.
+    pub reports_confirmed: u64,
+    /// DeviceStatus writes seen in the API server.
+    pub status_writes: u64,
+    /// Desired values written through the API server.
+    pub desired_writes: u64,
+    /// Reports confirmed per simulated second, averaged from the first device report to the
+    /// end of the workload.
+    pub confirmed_per_sim_s: f64,
+    /// The largest one-second count.
+    pub confirmed_per_sim_s_peak: f64,
+    /// Reports confirmed per wall-clock second over the same window (the simulator runs the
+    /// API server, cloudcore and every edgecore on one thread).
+    pub confirmed_per_wall_s: f64,
+    /// The largest rate over any 10 consecutive samples, per wall second.
+    pub confirmed_per_wall_s_peak: f64,
+    /// Desired value sent to the API server → the mapper applied it (cloud → edge), ms.
+    pub desired_to_device_ms: Percentiles,
+    /// Mapper read a value → DeviceStatus shows it (edge → cloud, outbox waits included), ms;
+    /// one per DeviceStatus write that carries a new report.
+    pub report_to_status_ms: Percentiles,
+    /// Publications DeviceTwin dropped because its bus to the mapper was full.
+    pub bus_dropped: u64,
 }
 
 /// The fleet at one instant of simulated time.
@@ -152,6 +191,9 @@ pub struct Sample {
     /// of a run costs the time).
     #[serde(default)]
     pub wall_s: f64,
+    /// Twin reports the cloud confirmed so far (cumulative; devices only).
+    #[serde(default)]
+    pub twin_confirmed: u64,
 }
 
 impl Outcome {

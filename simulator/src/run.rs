@@ -316,6 +316,7 @@ impl Loop<'_> {
             sync_p99_ms: p99,
             rss_bytes: proc_status("VmRSS:"),
             wall_s: self.started.elapsed().as_secs_f64(),
+            twin_confirmed: self.sh.devices.confirmed(),
         };
         self.series.push(s.clone());
         s
@@ -410,6 +411,11 @@ fn build(sc: &Scenario, sh: &Arc<Shared>) -> turmoil::Sim<'static> {
     fleet::add_api(&mut sim, sh);
     fleet::add_cloud(&mut sim, sh);
     fleet::add_sites(&mut sim, sh);
+    if let Some(ms) = net.cloud_api_latency_ms {
+        let d = Duration::from_millis(ms);
+        sim.set_link_latency(CLOUD, API, d);
+        sim.set_link_max_message_latency(CLOUD, API, d);
+    }
     let mut loss = vec![net.loss; sc.fleet.sites];
     for link in &net.site {
         for s in link.sites.resolve(sc.fleet.sites) {

@@ -103,7 +103,8 @@ pub struct Fleet {
     /// Pods per node, created by the first `create_pods` phase.
     #[serde(default)]
     pub pods_per_node: usize,
-    /// Devices per node (reserved for DeviceTwin, #6; must be 0 until then).
+    /// Devices per node, created by the `create_devices` phase; each node then runs DeviceTwin
+    /// and a virtual mapper for them on an in-memory bus.
     #[serde(default)]
     pub devices_per_node: usize,
     /// Nodes start spread evenly over this many seconds.
@@ -131,6 +132,14 @@ pub struct Edge {
     pub lease_renew_period_s: u64,
     /// EdgeHub keepalive period.
     pub heartbeat_s: u64,
+    /// The virtual mapper reports every device's properties (one `twin/update` each) every
+    /// this many seconds, each device at its own seeded offset within the period.
+    pub twin_report_period_s: u64,
+    /// Read-only properties of every device (the mapper reports seeded readings).
+    pub device_sensors: Vec<String>,
+    /// Writable properties of every device (the mapper applies desired values to them and
+    /// reports them at once).
+    pub device_actuators: Vec<String>,
 }
 
 impl Default for Edge {
@@ -139,6 +148,9 @@ impl Default for Edge {
             status_update_period_s: 60,
             lease_renew_period_s: 60,
             heartbeat_s: 15,
+            twin_report_period_s: 10,
+            device_sensors: vec!["temperature".to_owned()],
+            device_actuators: vec!["target".to_owned()],
         }
     }
 }
@@ -157,6 +169,11 @@ pub struct Network {
     pub loss: f64,
     /// Overrides per site.
     pub site: Vec<SiteLink>,
+    /// Fixed one-way latency between cloudcore and the API server, ms (default: like every
+    /// link, `latency_min_ms..latency_max_ms`). cloudcore's upstream workers make one API
+    /// call at a time each, so this latency bounds how many device reports one cloudcore
+    /// turns into DeviceStatus writes per second.
+    pub cloud_api_latency_ms: Option<u64>,
 }
 
 impl Default for Network {
@@ -166,6 +183,7 @@ impl Default for Network {
             latency_max_ms: 50,
             loss: 0.0,
             site: Vec::new(),
+            cloud_api_latency_ms: None,
         }
     }
 }
@@ -250,6 +268,35 @@ pub enum Phase {
         /// Seconds between rounds.
         interval_s: u64,
     },
+    /// Create one DeviceModel per namespace the fleet uses and `fleet.devices_per_node`
+    /// Devices on every node (`spec.nodeName`), each actuator with a desired value.
+    CreateDevices {
+        /// Start, seconds after ready.
+        at_s: u64,
+    },
+    /// Set a new desired value of every actuator on a share of the devices (picked by the
+    /// seed, again each round), `rounds` times, `interval_s` apart.
+    DesiredChurn {
+        /// Start, seconds after ready.
+        at_s: u64,
+        /// How many rounds.
+        rounds: u64,
+        /// Share of devices changed per round, 0..=1.
+        #[serde(default = "one_f64")]
+        share: f64,
+        /// Seconds between rounds.
+        #[serde(default)]
+        interval_s: u64,
+    },
+    /// Delete every Device (their DeviceStatus objects go with them).
+    DeleteDevices {
+        /// Start, seconds after ready.
+        at_s: u64,
+    },
+}
+
+fn one_f64() -> f64 {
+    1.0
 }
 
 /// What a fault does.
@@ -336,7 +383,10 @@ impl Phase {
         match self {
             Self::CreatePods { at_s, .. }
             | Self::RollingUpdate { at_s, .. }
-            | Self::ConfigmapChurn { at_s, .. } => *at_s,
+            | Self::ConfigmapChurn { at_s, .. }
+            | Self::CreateDevices { at_s }
+            | Self::DesiredChurn { at_s, .. }
+            | Self::DeleteDevices { at_s } => *at_s,
         }
     }
 }
@@ -450,12 +500,6 @@ impl Scenario {
                 "must be 1..=64 (turmoil's cost grows with hosts³)",
             );
         }
-        if f.devices_per_node != 0 {
-            return bad(
-                "fleet.devices_per_node",
-                "devices are not simulated yet (#6)",
-            );
-        }
         if f.configmaps == 0 {
             return bad("fleet.configmaps", "must be at least 1");
         }
@@ -480,7 +524,83 @@ impl Scenario {
                 );
             }
         }
+        self.validate_devices()?;
         self.validate_timeline()
+    }
+
+    /// Whether the fleet has devices (DeviceTwin and the virtual mapper run on every node).
+    pub fn has_devices(&self) -> bool {
+        self.fleet.devices_per_node > 0
+    }
+
+    fn validate_devices(&self) -> Result<(), (String, String)> {
+        let bad = |f: &str, m: &str| Err((f.to_owned(), m.to_owned()));
+        let e = &self.edge;
+        let phase = |want: fn(&Phase) -> bool| self.workload.iter().filter(|p| want(p)).count();
+        let creates = phase(|p| matches!(p, Phase::CreateDevices { .. }));
+        let others =
+            phase(|p| matches!(p, Phase::DesiredChurn { .. } | Phase::DeleteDevices { .. }));
+        if self.fleet.devices_per_node > 10_000 {
+            return bad("fleet.devices_per_node", "must be at most 10000");
+        }
+        if !self.has_devices() {
+            if creates + others > 0 {
+                return bad("workload", "device phases need fleet.devices_per_node > 0");
+            }
+            return Ok(());
+        }
+        if creates != 1 {
+            return bad(
+                "workload",
+                "a fleet with devices needs exactly one create_devices phase",
+            );
+        }
+        if e.twin_report_period_s == 0 {
+            return bad("edge.twin_report_period_s", "must be at least 1");
+        }
+        let all: Vec<&String> = e.device_sensors.iter().chain(&e.device_actuators).collect();
+        if all.is_empty() {
+            return bad(
+                "edge.device_sensors",
+                "a device needs at least one property",
+            );
+        }
+        for (i, name) in all.iter().enumerate() {
+            if !ke_proto::twin::valid_key(name) || name.len() > 63 {
+                return bad(
+                    "edge.device_sensors",
+                    &format!("property {name:?}: want 1-63 of [a-zA-Z0-9-_.,:/@#]"),
+                );
+            }
+            if all[..i].contains(name) {
+                return bad("edge.device_actuators", &format!("property {name:?} twice"));
+            }
+        }
+        let t0 = self
+            .workload
+            .iter()
+            .find(|p| matches!(p, Phase::CreateDevices { .. }));
+        let t0 = t0.map_or(0, Phase::at_s);
+        for (i, p) in self.workload.iter().enumerate() {
+            match p {
+                Phase::DesiredChurn { share, at_s, .. } => {
+                    if !(0.0..=1.0).contains(share) {
+                        return bad(&format!("workload[{i}].share"), "must be within 0..=1");
+                    }
+                    if e.device_actuators.is_empty() {
+                        return bad("edge.device_actuators", "desired_churn needs an actuator");
+                    }
+                    if *at_s < t0 {
+                        return bad(&format!("workload[{i}].at_s"), "is before create_devices");
+                    }
+                }
+                Phase::DeleteDevices { at_s } if *at_s < t0 => {
+                    return bad(&format!("workload[{i}].at_s"), "is before create_devices");
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     fn validate_timeline(&self) -> Result<(), (String, String)> {
@@ -522,6 +642,12 @@ impl Scenario {
                 at_s,
                 rounds,
                 interval_s,
+            }
+            | Phase::DesiredChurn {
+                at_s,
+                rounds,
+                interval_s,
+                ..
             } => at_s + rounds * interval_s,
             _ => p.at_s(),
         });

@@ -60,7 +60,7 @@ impl std::fmt::Debug for Trace {
     }
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     Histogram::new(3).expect("invariant: 3 significant figures is a valid precision")
 }
 
@@ -258,7 +258,7 @@ fn pct(h: &Histogram<u64>, q: f64) -> f64 {
     }
 }
 
-fn percentiles(h: &Histogram<u64>) -> Percentiles {
+pub(crate) fn percentiles(h: &Histogram<u64>) -> Percentiles {
     Percentiles {
         count: h.len(),
         p50: pct(h, 50.0),

@@ -17,6 +17,10 @@ use ke_proto::ResourceType;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
+mod devices;
+
+pub use devices::{device_object, model_object};
+
 use crate::{
     fleet::{self, Shared},
     outcome::{CheckKind, CheckResult},
@@ -53,6 +57,7 @@ pub struct Driver {
     sh: Arc<Shared>,
     pods: Api<Pod>,
     cms: Api<ConfigMap>,
+    dev: devices::DeviceApis,
     state: Mutex<State>,
 }
 
@@ -76,21 +81,47 @@ pub async fn drive(sh: Arc<Shared>) -> HostResult {
     let client = fleet::client(&access)?;
     let d = Driver {
         pods: Api::namespaced(client.clone(), NS),
-        cms: Api::namespaced(client, NS),
+        cms: Api::namespaced(client.clone(), NS),
+        dev: devices::DeviceApis::new(client),
         sh,
         state: Mutex::default(),
     };
-    let Some(t0) = d.await_ready().await else {
-        return Ok(());
+    let observer = async {
+        if d.sh.scenario.has_devices() {
+            devices::observe_status(&d.sh).await;
+        }
+        std::future::pending::<()>().await;
     };
-    let phases = d.sh.scenario.workload.clone();
-    let runs = phases.iter().map(|p| d.phase(t0, p));
-    futures::future::join_all(runs).await;
-    let quiet = t0 + Duration::from_secs(d.sh.scenario.last_event_s());
-    sleep_until(quiet).await;
-    d.converge(quiet).await;
-    d.safety();
+    tokio::select! {
+        biased;
+        () = d.run() => {}
+        () = observer => {}
+    }
     Ok(())
+}
+
+impl Driver {
+    async fn run(&self) {
+        let Some(t0) = self.await_ready().await else {
+            return;
+        };
+        let phases = self.sh.scenario.workload.clone();
+        let runs = phases.iter().map(|p| self.phase(t0, p));
+        futures::future::join_all(runs).await;
+        let quiet = t0 + Duration::from_secs(self.sh.scenario.last_event_s());
+        sleep_until(quiet).await;
+        // The last sensor values are those reported before now.
+        self.sh
+            .devices
+            .stop_reports
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.converge(quiet).await;
+        if self.sh.scenario.has_devices() {
+            let within = Duration::from_secs(self.sh.scenario.checks.converge_within_s);
+            self.converge_devices(quiet + within).await;
+        }
+        self.safety();
+    }
 }
 
 async fn sleep_until(t: Duration) {
@@ -185,6 +216,14 @@ impl Driver {
             Phase::ConfigmapChurn {
                 rounds, interval_s, ..
             } => self.churn(*rounds, *interval_s).await,
+            Phase::CreateDevices { .. } => self.create_devices().await,
+            Phase::DesiredChurn {
+                rounds,
+                share,
+                interval_s,
+                ..
+            } => self.desired_churn(*rounds, *share, *interval_s).await,
+            Phase::DeleteDevices { .. } => self.delete_devices().await,
         }
         self.sh.trace.event(format_args!("phase done"));
     }

@@ -230,6 +230,12 @@ impl Run {
             Phase::ConfigmapChurn {
                 rounds, interval_s, ..
             } => self.churn(*rounds, *interval_s).await,
+            // Refused before the run starts (`real::check_supported`).
+            Phase::CreateDevices { .. }
+            | Phase::DesiredChurn { .. }
+            | Phase::DeleteDevices { .. } => {
+                unreachable!("invariant: real mode refuses scenarios with devices")
+            }
         }
     }
 
@@ -418,6 +424,7 @@ impl Run {
             sync_p99_ms: sync.p99,
             rss_bytes: rss,
             wall_s: t,
+            twin_confirmed: 0,
         });
     }
 }

@@ -54,7 +54,10 @@ pub(crate) fn check_supported(sc: &Scenario) -> Result<()> {
         );
     }
     if sc.fleet.devices_per_node > 0 {
-        bail!("scenario {}: devices are not simulated yet", sc.name);
+        bail!(
+            "scenario {}: real mode does not run devices yet (edgemark has no DeviceTwin bus or virtual mapper); run it in the simulator",
+            sc.name
+        );
     }
     Ok(())
 }

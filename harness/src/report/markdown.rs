@@ -4,7 +4,7 @@ use std::fmt::{self, Write as _};
 
 use simulator::outcome::{CheckKind, Outcome, Percentiles};
 
-use super::{CONNECTED_SVG, QUEUE_SVG, SYNC_SVG, mib, speed};
+use super::{CONNECTED_SVG, QUEUE_SVG, SYNC_SVG, TWIN_SVG, mib, speed};
 
 /// The whole report; `repro` is the command that reproduces the run.
 pub(super) fn render(o: &Outcome, repro: &str) -> Result<String, fmt::Error> {
@@ -20,12 +20,16 @@ pub(super) fn render(o: &Outcome, repro: &str) -> Result<String, fmt::Error> {
     }
     checks(&mut out, o)?;
     metrics(&mut out, o)?;
+    devices(&mut out, o)?;
     faults(&mut out, o)?;
     settings(&mut out, o)?;
     writeln!(out, "## Plots\n")?;
     writeln!(out, "![Connected nodes]({CONNECTED_SVG})\n")?;
     writeln!(out, "![Sync latency]({SYNC_SVG})\n")?;
     writeln!(out, "![Hub queue depth]({QUEUE_SVG})\n")?;
+    if o.metrics.devices.is_some() {
+        writeln!(out, "![Twin reports]({TWIN_SVG})\n")?;
+    }
     writeln!(out, "## Reproduce\n")?;
     code_block(&mut out, "sh", repro)?;
     Ok(out)
@@ -129,6 +133,58 @@ fn metrics(out: &mut String, o: &Outcome) -> fmt::Result {
         "### Hub queue\n\nPeak depth: {} messages.\n",
         m.hub_queue_peak
     )
+}
+
+/// Devices: twin reports end to end and desired values down.
+fn devices(out: &mut String, o: &Outcome) -> fmt::Result {
+    let Some(d) = &o.metrics.devices else {
+        return Ok(());
+    };
+    writeln!(out, "## Devices\n")?;
+    writeln!(out, "| | |\n|---|--:|")?;
+    writeln!(out, "| Devices | {} |", d.devices)?;
+    writeln!(out, "| Mapper reports published | {} |", d.mapper_reports)?;
+    writeln!(
+        out,
+        "| … accepted by DeviceTwin | {} |",
+        d.mapper_reports_accepted
+    )?;
+    writeln!(
+        out,
+        "| … refused by DeviceTwin | {} |",
+        d.mapper_reports_refused
+    )?;
+    writeln!(
+        out,
+        "| Reports confirmed by the cloud | {} |",
+        d.reports_confirmed
+    )?;
+    writeln!(out, "| DeviceStatus writes | {} |", d.status_writes)?;
+    writeln!(out, "| Desired values written | {} |", d.desired_writes)?;
+    let (s, sp) = (d.confirmed_per_sim_s, d.confirmed_per_sim_s_peak);
+    writeln!(
+        out,
+        "| Confirmed per simulated second (mean / peak) | {s:.0} / {sp:.0} |"
+    )?;
+    let (w, wp) = (d.confirmed_per_wall_s, d.confirmed_per_wall_s_peak);
+    writeln!(
+        out,
+        "| Confirmed per wall second (mean / peak 10 s) | {w:.0} / {wp:.0} |"
+    )?;
+    writeln!(out, "| Bus publications dropped | {} |\n", d.bus_dropped)?;
+    writeln!(out, "| Distribution (ms) | Count | p50 | p90 | p99 | Max |")?;
+    writeln!(out, "|---|--:|--:|--:|--:|--:|")?;
+    latency_row(
+        out,
+        "desired → device (API write → mapper applied)",
+        &d.desired_to_device_ms,
+    )?;
+    latency_row(
+        out,
+        "report → DeviceStatus (mapper read → API)",
+        &d.report_to_status_ms,
+    )?;
+    writeln!(out)
 }
 
 fn latency_row(out: &mut String, name: &str, p: &Percentiles) -> fmt::Result {

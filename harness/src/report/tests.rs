@@ -22,6 +22,7 @@ fn outcome(nodes: usize, samples: usize) -> Outcome {
             sync_p99_ms: 9.25 + 2.0 * i as f64,
             rss_bytes: 64 << 20,
             wall_s: i as f64 * 0.1,
+            twin_confirmed: (i * 10) as u64,
         })
         .collect();
     Outcome {
@@ -195,4 +196,37 @@ fn perf_summary() {
 
     write_perf(&[], &tmp.path().join("none")).unwrap();
     assert!(read(&tmp.path().join("none"), "perf.md").contains("No runs."));
+}
+
+/// Goal: a run with devices gets its Devices section and the twin-report plot; one without
+/// gets neither. Method: the fixture with and without device figures.
+#[test]
+fn devices_section_and_plot_only_with_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut o = outcome(4, 6);
+    let paths = write_reports(&o, tmp.path(), REPRO).unwrap();
+    assert_eq!(paths.len(), 5);
+    assert!(!read(tmp.path(), "report.md").contains("## Devices"));
+    o.metrics.devices = Some(simulator::outcome::DeviceFigures {
+        devices: 40,
+        reports_confirmed: 1234,
+        confirmed_per_sim_s: 20.0,
+        confirmed_per_wall_s: 10_500.4,
+        ..Default::default()
+    });
+    let dir = tmp.path().join("dev");
+    let paths = write_reports(&o, &dir, REPRO).unwrap();
+    assert_eq!(paths.last().unwrap(), &dir.join("twin-reports.svg"));
+    let md = read(&dir, "report.md");
+    assert!(md.contains("## Devices"), "{md}");
+    assert!(
+        md.contains("| Reports confirmed by the cloud | 1234 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| Confirmed per wall second (mean / peak 10 s) | 10500 / 0 |"),
+        "{md}"
+    );
+    assert!(md.contains("![Twin reports](twin-reports.svg)"));
+    assert_svg(&read(&dir, "twin-reports.svg"), 1);
 }

@@ -100,3 +100,76 @@ fn shipped_scenarios_load() {
     }
     assert!(n >= 6, "expected the six shipped scenarios, found {n}");
 }
+
+const DEVICES: &str = r#"
+[fleet]
+nodes = 4
+sites = 2
+devices_per_node = 3
+
+[edge]
+twin_report_period_s = 5
+
+[[workload]]
+kind = "create_devices"
+at_s = 0
+
+[[workload]]
+kind = "desired_churn"
+at_s = 20
+rounds = 2
+share = 0.5
+interval_s = 10
+"#;
+
+/// Goal: a device scenario loads with the mapper's defaults, and the churn counts in the
+/// timeline's end. Method: parse a small device file.
+#[test]
+fn a_device_scenario_loads() {
+    let s = parse(DEVICES).unwrap();
+    assert!(s.has_devices());
+    assert_eq!(s.edge.twin_report_period_s, 5);
+    assert_eq!(s.edge.device_sensors, ["temperature"]);
+    assert_eq!(s.edge.device_actuators, ["target"]);
+    assert_eq!(s.last_event_s(), 40);
+}
+
+/// Goal: device settings that make no sense are refused naming their field; unknown fields
+/// of the new phases are refused too. Method: one bad edit at a time.
+#[test]
+fn bad_device_settings_name_their_field() {
+    let cases = [
+        ("share = 0.5", "share = 2.0", "workload[1].share"),
+        (
+            "twin_report_period_s = 5",
+            "twin_report_period_s = 0",
+            "edge.twin_report_period_s",
+        ),
+        (
+            "twin_report_period_s = 5",
+            "twin_report_period_s = 5\ndevice_actuators = []",
+            "edge.device_actuators",
+        ),
+        (
+            "twin_report_period_s = 5",
+            "twin_report_period_s = 5\ndevice_sensors = [\"bad key\"]",
+            "edge.device_sensors",
+        ),
+        (
+            "twin_report_period_s = 5",
+            "twin_report_period_s = 5\ndevice_sensors = [\"target\"]",
+            "edge.device_actuators",
+        ),
+        (
+            "kind = \"create_devices\"",
+            "kind = \"create_pods\"",
+            "workload",
+        ),
+        ("devices_per_node = 3", "devices_per_node = 0", "workload"),
+        ("interval_s = 10", "interval_s = 10\nvalue = 3", "value"),
+    ];
+    for (from, to, field) in cases {
+        let e = parse(&DEVICES.replace(from, to)).unwrap_err().to_string();
+        assert!(e.contains(field), "{to}: {e}");
+    }
+}
