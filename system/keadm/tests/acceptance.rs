@@ -167,28 +167,9 @@ fn offline_autonomy(c: &Cluster, dir: &Path) {
 /// another CA (right format, wrong CA hash).
 #[test]
 fn join_with_a_bad_token_is_refused() {
-    let c = Cluster {
-        dir: tempfile::tempdir().unwrap(),
-        hub_port: free_port(),
-        metrics_port: free_port(),
-    };
-    let cert = free_port().to_string();
+    let c = setup_with(&[], &[]);
+    let cert = c.cert_port.to_string();
     let cloud = c.path("cloud");
-    keadm(&[
-        "init",
-        "--advertise-address",
-        "127.0.0.1",
-        "--data-dir",
-        cloud.to_str().unwrap(),
-        "--websocket-port",
-        &c.hub_port.to_string(),
-        "--cert-port",
-        &cert,
-        "--apiserver-port",
-        &free_port().to_string(),
-        "--metrics-port",
-        &c.metrics_port.to_string(),
-    ]);
     let token = keadm(&["gettoken", "--data-dir", cloud.to_str().unwrap()]);
     let (head, _) = token.trim().rsplit_once('.').unwrap();
     let forged = format!("{head}.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");

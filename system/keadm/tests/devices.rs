@@ -91,15 +91,7 @@ fn subscribe(port: u16, topic: &str) -> (Proc, mpsc::Receiver<String>) {
         .stderr(Stdio::null())
         .spawn()
         .expect("mosquitto_sub is not installed: run ci/deps.sh (mosquitto-clients)");
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = lines_of(&mut child);
     // mosquitto_sub has no "subscribed" signal: publish probes on the topic until one comes
     // back, so nothing published afterwards can be missed.
     let deadline = Instant::now() + WAIT;
@@ -117,6 +109,20 @@ fn subscribe(port: u16, topic: &str) -> (Proc, mpsc::Receiver<String>) {
         }
     }
     (Proc(child), rx)
+}
+
+/// Every line `child` prints (trimmed), from a reader thread.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line.trim().to_owned()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Waits for a line containing every one of `needles`.
@@ -324,13 +330,7 @@ impl Cluster {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line.trim().to_owned());
-            }
-        });
+        let rx = lines_of(&mut child);
         (Proc(child), rx)
     }
 }

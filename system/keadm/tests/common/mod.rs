@@ -52,6 +52,7 @@ pub(crate) struct Cluster {
     pub(crate) dir: tempfile::TempDir,
     pub(crate) hub_port: u16,
     pub(crate) metrics_port: u16,
+    pub(crate) cert_port: u16,
 }
 
 impl Cluster {
@@ -211,8 +212,9 @@ pub(crate) fn setup_with(nodes: &[&str], join_args: &[&str]) -> Cluster {
         dir: tempfile::tempdir().unwrap(),
         hub_port: free_port(),
         metrics_port: free_port(),
+        cert_port: free_port(),
     };
-    let (cert, api) = (free_port().to_string(), free_port().to_string());
+    let (cert, api) = (c.cert_port.to_string(), free_port().to_string());
     let cloud = c.path("cloud");
     let out = keadm(&[
         "init",
