@@ -20,6 +20,7 @@ use tracing::info;
 use crate::{
     certs::{CertAuthority, CertServer, cert_server_acceptor, serve_certs},
     cloudhub::{Hub, HubConfig, HubHandle, HubOutputs},
+    cloudstream::{CloudStream, StreamHandle},
     config::CloudCoreConfig,
     edgecontroller::{EdgeController, EdgeControllerConfig, Metrics as EcMetrics},
 };
@@ -64,6 +65,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// CloudStream failed to start.
+    #[error("cloudstream")]
+    Stream(#[from] crate::cloudstream::Error),
     /// EdgeController stopped.
     #[error("edgecontroller")]
     Controller(#[from] crate::edgecontroller::Error),
@@ -75,6 +79,7 @@ pub struct CloudCore<T: Transport> {
     kubeconfig: Option<PathBuf>,
     hub: Hub<T>,
     hub_out: HubOutputs,
+    stream: Option<CloudStream<T>>,
     certs: Option<(T::Listener, TlsAcceptor, Arc<CertServer>)>,
     controller: EdgeController,
     metrics_listener: Option<T::Listener>,
@@ -135,6 +140,9 @@ impl<T: Transport> CloudCore<T> {
         .map_err(|e| Error::Client(Box::new(e)))?;
         let kubeconfig = server.kubeconfig_path().to_owned();
         let mut core = Self::start_with_client(cfg, deps, client).await?;
+        if let Some(h) = core.stream_handle() {
+            server.set_pod_streams(Arc::new(h));
+        }
         info!(kubeconfig = %kubeconfig.display(), api = %addr, "embedded API server ready");
         core.kubeconfig = Some(kubeconfig);
         core.apiserver = Some(server);
@@ -162,6 +170,16 @@ impl<T: Transport> CloudCore<T> {
             std::path::Path::new(&hubc.tls_private_key_file),
         )?;
         let tls = ca.hub_server_config(&server_cert, deps.clock.clone())?;
+        let cs = &cfg.modules.cloud_stream;
+        let stream = if cs.enable {
+            let addr = parse_addr(
+                "modules.cloudStream.tunnelPort",
+                &format!("{}:{}", hubc.websocket.address, cs.tunnel_port),
+            )?;
+            Some(CloudStream::bind(&deps.transport, addr, tls.clone()).await?)
+        } else {
+            None
+        };
         let hub_addr = parse_addr(
             "modules.cloudHub.websocket",
             &format!("{}:{}", hubc.websocket.address, hubc.websocket.port),
@@ -208,6 +226,7 @@ impl<T: Transport> CloudCore<T> {
             kubeconfig: None,
             hub,
             hub_out,
+            stream,
             certs,
             controller,
             metrics_listener,
@@ -219,6 +238,17 @@ impl<T: Transport> CloudCore<T> {
     /// CloudHub's address.
     pub fn hub_addr(&self) -> SocketAddr {
         self.hub.local_addr()
+    }
+
+    /// CloudStream's tunnel address, if it runs.
+    pub fn stream_addr(&self) -> Option<SocketAddr> {
+        self.stream.as_ref().map(CloudStream::local_addr)
+    }
+
+    /// CloudStream's [`PodStreams`](ke_apiserver::streams::PodStreams), if it runs (set on the
+    /// embedded API server by [`Self::start`]; an in-process external server can take it).
+    pub fn stream_handle(&self) -> Option<StreamHandle> {
+        self.stream.as_ref().map(CloudStream::handle)
     }
 
     /// The certificate server's address, if it runs.
@@ -307,10 +337,16 @@ impl<T: Transport> CloudCore<T> {
                 tracing::warn!(error = %e, "metrics server stopped");
             }
         };
+        let stream = async {
+            if let Some(st) = self.stream {
+                st.run(s()).await;
+            }
+        };
         let hub = self.hub.run(s());
         let controller = self.controller.run(self.hub_out, s());
         let all = async {
-            let (r, (), (), (), ()) = tokio::join!(controller, hub, api, certs, metrics);
+            let (r, (), (), (), (), ()) =
+                tokio::join!(controller, hub, api, certs, metrics, stream);
             r
         };
         tokio::pin!(all, shutdown);

@@ -30,6 +30,7 @@ pub mod inventory;
 pub mod message;
 pub mod names;
 pub mod resource;
+pub mod stream;
 pub mod twin;
 
 pub use ack::Delivery;
