@@ -170,16 +170,7 @@ impl<T: Transport> CloudCore<T> {
             std::path::Path::new(&hubc.tls_private_key_file),
         )?;
         let tls = ca.hub_server_config(&server_cert, deps.clock.clone())?;
-        let cs = &cfg.modules.cloud_stream;
-        let stream = if cs.enable {
-            let addr = parse_addr(
-                "modules.cloudStream.tunnelPort",
-                &format!("{}:{}", hubc.websocket.address, cs.tunnel_port),
-            )?;
-            Some(CloudStream::bind(&deps.transport, addr, tls.clone()).await?)
-        } else {
-            None
-        };
+        let stream = bind_stream(&cfg, &deps.transport, &tls).await?;
         let hub_addr = parse_addr(
             "modules.cloudHub.websocket",
             &format!("{}:{}", hubc.websocket.address, hubc.websocket.port),
@@ -200,10 +191,8 @@ impl<T: Transport> CloudCore<T> {
         } else {
             None
         };
-        let mon = parse_addr(
-            "commonConfig.monitorServer.bindAddress",
-            &cfg.common_config.monitor_server.bind_address,
-        )?;
+        let mon = &cfg.common_config.monitor_server.bind_address;
+        let mon = parse_addr("commonConfig.monitorServer.bindAddress", mon)?;
         let metrics_listener = Some(bind(&deps.transport, "metrics server", mon).await?);
         let ec_cfg = EdgeControllerConfig {
             authorization: hubc.authorization,
@@ -360,6 +349,25 @@ impl<T: Transport> CloudCore<T> {
         }
         Ok(())
     }
+}
+
+/// CloudStream's tunnel on CloudHub's address, with CloudHub's TLS (client certificates from
+/// the KubeEdge CA), when `modules.cloudStream.enable`.
+async fn bind_stream<T: Transport>(
+    cfg: &CloudCoreConfig,
+    transport: &T,
+    tls: &Arc<rustls::ServerConfig>,
+) -> Result<Option<CloudStream<T>>, Error> {
+    let cs = &cfg.modules.cloud_stream;
+    if !cs.enable {
+        return Ok(None);
+    }
+    let hubc = &cfg.modules.cloud_hub;
+    let addr = parse_addr(
+        "modules.cloudStream.tunnelPort",
+        &format!("{}:{}", hubc.websocket.address, cs.tunnel_port),
+    )?;
+    Ok(Some(CloudStream::bind(transport, addr, tls.clone()).await?))
 }
 
 async fn bind<T: Transport>(

@@ -301,14 +301,13 @@ where
                 None => break,
             },
             msg = rx.next() => match msg {
-                Some(Ok(WsMessage::Binary(data))) => match data.first() {
-                    Some(0 | 255) => {
-                        if input.send(data).await.is_err() {
-                            break;
-                        }
-                    }
-                    _ => {} // resize (4) and unknown channels are ignored
-                },
+                // Resize (4) and unknown channels are ignored.
+                Some(Ok(WsMessage::Binary(data)))
+                    if matches!(data.first(), Some(0 | 255))
+                        && input.send(data.clone()).await.is_err() =>
+                {
+                    break;
+                }
                 Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
             },

@@ -21,7 +21,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use super::{
     Error, FRAME_BYTES_MAX, PING_INTERVAL, TUNNEL_QUEUE_MAX,
     admission::admit,
-    tunnel::{StreamHandle, Tunnels},
+    tunnel::{StreamHandle, Tunnel, Tunnels},
 };
 use crate::cloudhub::admission::cert_node_name;
 
@@ -114,19 +114,22 @@ fn refuse(status: http::StatusCode, why: &str) -> Result<Response, ErrorResponse
     Err(r)
 }
 
-async fn serve<C: Stream>(tunnels: Arc<Tunnels>, acceptor: TlsAcceptor, conn: C) {
-    let upgrade = async {
-        let tls = acceptor.accept(conn).await.map_err(|e| e.to_string())?;
-        let cert_node = match tls.get_ref().1.peer_certificates() {
-            Some([leaf, ..]) => cert_node_name(leaf),
-            _ => Err("no client certificate".to_owned()),
-        };
-        let mut node = None;
-        let callback = |req: &Request, resp: Response| match admit(
-            req.uri().path(),
-            req.headers(),
-            &cert_node,
-        ) {
+type Ws<C> = tokio_tungstenite::WebSocketStream<tokio_rustls::server::TlsStream<C>>;
+
+/// TLS, then the upgrade, admitted only for the certificate's node.
+async fn upgrade<C: Stream>(acceptor: TlsAcceptor, conn: C) -> Result<(String, Ws<C>), String> {
+    let tls = acceptor.accept(conn).await.map_err(|e| e.to_string())?;
+    let cert_node = match tls.get_ref().1.peer_certificates() {
+        Some([leaf, ..]) => cert_node_name(leaf),
+        _ => Err("no client certificate".to_owned()),
+    };
+    let mut node = None;
+    #[expect(
+        clippy::result_large_err,
+        reason = "the error type is tungstenite's Callback signature"
+    )]
+    let callback =
+        |req: &Request, resp: Response| match admit(req.uri().path(), req.headers(), &cert_node) {
             Ok(n) => {
                 node = Some(n);
                 Ok(resp)
@@ -136,22 +139,35 @@ async fn serve<C: Stream>(tunnels: Arc<Tunnels>, acceptor: TlsAcceptor, conn: C)
                 refuse(status, &why)
             }
         };
-        let cfg = WebSocketConfig::default()
-            .max_message_size(Some(FRAME_BYTES_MAX))
-            .max_frame_size(Some(FRAME_BYTES_MAX));
-        let ws = accept_hdr_async_with_config(tls, callback, Some(cfg))
-            .await
-            .map_err(|e| e.to_string())?;
-        node.map(|n| (n, ws)).ok_or_else(|| "no node".to_owned())
-    };
-    let (node, ws) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, upgrade).await {
+    let cfg = WebSocketConfig::default()
+        .max_message_size(Some(FRAME_BYTES_MAX))
+        .max_frame_size(Some(FRAME_BYTES_MAX));
+    let ws = accept_hdr_async_with_config(tls, callback, Some(cfg))
+        .await
+        .map_err(|e| e.to_string())?;
+    node.map(|n| (n, ws)).ok_or_else(|| "no node".to_owned())
+}
+
+async fn serve<C: Stream>(tunnels: Arc<Tunnels>, acceptor: TlsAcceptor, conn: C) {
+    let (node, ws) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, upgrade(acceptor, conn)).await {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => return debug!(error = %e, "tunnel handshake failed"),
         Err(_) => return debug!("tunnel handshake timed out"),
     };
-    let (out_tx, mut out_rx) = mpsc::channel::<Vec<u8>>(TUNNEL_QUEUE_MAX);
+    let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(TUNNEL_QUEUE_MAX);
     let tunnel = tunnels.register(&node, out_tx);
     info!(%node, "stream tunnel connected");
+    let why = pump(&tunnel, ws, out_rx).await;
+    tunnels.unregister(&node, &tunnel);
+    info!(%node, reason = %why, "stream tunnel disconnected");
+}
+
+/// Writes queued frames (and pings), delivers read frames, until either side fails.
+async fn pump<C: Stream>(
+    tunnel: &Tunnel,
+    ws: Ws<C>,
+    mut out_rx: mpsc::Receiver<Vec<u8>>,
+) -> String {
     let (mut sink, mut stream) = ws.split();
     let write = async {
         let mut ping = tokio::time::interval(PING_INTERVAL);
@@ -183,10 +199,8 @@ async fn serve<C: Stream>(tunnels: Arc<Tunnels>, acceptor: TlsAcceptor, conn: C)
         }
         "connection lost".to_owned()
     };
-    let why = tokio::select! {
+    tokio::select! {
         why = read => why,
         () = write => "write failed".to_owned(),
-    };
-    tunnels.unregister(&node, &tunnel);
-    info!(%node, reason = %why, "stream tunnel disconnected");
+    }
 }

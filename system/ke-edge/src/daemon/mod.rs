@@ -454,17 +454,7 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
         let (reports_tx, reports_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
         let (up_tx, up_rx) = self.upstream;
         let shared = self.shared;
-        let hub = async {
-            match self.hub {
-                Some(setup) => {
-                    tasks::hub(setup, down_tx, up_rx, shared.clone(), stop.clone()).await
-                }
-                None => {
-                    stop.cancelled().await;
-                    Ok(())
-                }
-            }
-        };
+        let hub = run_hub(self.hub, down_tx, up_rx, shared.clone(), stop);
         let (twin_tx, twin_rx) = mpsc::channel(TWIN_QUEUE_MAX);
         let (twin_dev_tx, twin_dev_rx) = mpsc::channel(TWIN_QUEUE_MAX);
         let twin_on = self.twin.is_some();
@@ -501,14 +491,7 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
             reports: reports_rx,
         };
         let agent = self.agent.run(inputs, up_tx, stop.cancelled());
-        let stream = async {
-            if let Some(s) = self.stream {
-                s.run(shared.tls.subscribe(), stop.clone()).await;
-            }
-            // EdgeStream never stops edgecore: without it only logs and exec are missing.
-            stop.cancelled().await;
-            Ok(())
-        };
+        let stream = run_stream(self.stream, shared.tls.subscribe(), stop);
         tokio::join!(
             guarded("edgehub", stop, failed, hub),
             guarded("router", stop, failed, router),
@@ -525,6 +508,37 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
             guarded("edgestream", stop, failed, stream),
         );
     }
+}
+
+/// The hub task (credentials, then EdgeHub), or just shutdown when EdgeHub is disabled.
+async fn run_hub<T: Transport>(
+    hub: Option<HubSetup<T>>,
+    down_tx: mpsc::Sender<Message>,
+    up_rx: mpsc::Receiver<Message>,
+    shared: Arc<Shared>,
+    stop: &CancellationToken,
+) -> Result<(), Error> {
+    match hub {
+        Some(setup) => tasks::hub(setup, down_tx, up_rx, shared, stop.clone()).await,
+        None => {
+            stop.cancelled().await;
+            Ok(())
+        }
+    }
+}
+
+/// EdgeStream until shutdown. It never stops edgecore: without it only logs and exec are
+/// missing.
+async fn run_stream<T: Transport>(
+    stream: Option<EdgeStream<T>>,
+    tls: watch::Receiver<Option<Arc<rustls::ClientConfig>>>,
+    stop: &CancellationToken,
+) -> Result<(), Error> {
+    if let Some(s) = stream {
+        s.run(tls, stop.clone()).await;
+    }
+    stop.cancelled().await;
+    Ok(())
 }
 
 /// DeviceTwin and its MQTT adapter until shutdown (or just shutdown when it does not run).
