@@ -86,6 +86,13 @@ pub trait PodStreams: Send + Sync + 'static {
         req: LogRequest,
     ) -> BoxFuture<'static, Result<BoxStream<'static, Bytes>, StreamError>>;
 
+    /// Whether `pod`'s node can be reached at all, without starting anything (lets a request
+    /// that will be refused for another reason still report an unreachable node first).
+    fn check(&self, pod: &PodRef) -> Result<(), StreamError> {
+        let _ = pod;
+        Ok(())
+    }
+
     /// Runs a command in the container.
     fn exec(&self, req: ExecRequest) -> BoxFuture<'static, Result<ExecStream, StreamError>>;
 }

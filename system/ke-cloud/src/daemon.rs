@@ -328,7 +328,8 @@ impl<T: Transport> CloudCore<T> {
         };
         let stream = async {
             if let Some(st) = self.stream {
-                st.run(s()).await;
+                // Boxed so the tunnel's futures do not grow cloudcore's future.
+                Box::pin(st.run(s())).await;
             }
         };
         let hub = self.hub.run(s());

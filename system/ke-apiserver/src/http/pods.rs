@@ -225,9 +225,9 @@ pub(super) async fn exec(
     }
     let exec = exec_request(&req, |c| resolve(st, ns, name, c))?;
     let streams = seam(st, &exec.pod)?;
-    // Opened before the protocol checks: kubectl retries a refused WebSocket upgrade with
-    // SPDY, and that retry must report the node's error, not only that SPDY is unsupported.
-    let session = streams.exec(exec).await.map_err(stream_err)?;
+    // Checked before the protocol: kubectl retries a refused WebSocket upgrade with SPDY, and
+    // that retry must report the node's error, not only that SPDY is unsupported.
+    streams.check(&exec.pod).map_err(stream_err)?;
     let upgrade = req
         .headers()
         .get(header::UPGRADE)
@@ -253,6 +253,7 @@ pub(super) async fn exec(
         .map(|k| derive_accept_key(k.as_bytes()))
         .ok_or_else(|| bad("missing Sec-WebSocket-Key"))?;
     let on_upgrade = hyper::upgrade::on(&mut req);
+    let session = streams.exec(exec).await.map_err(stream_err)?;
     let stop = st.shutdown.clone();
     tokio::spawn(async move {
         match on_upgrade.await {

@@ -204,14 +204,18 @@ impl StreamHandle {
         self.tunnels.nodes()
     }
 
-    /// Opens a session on `node`'s tunnel and waits for the edge to accept it.
-    async fn open(&self, node: &str, kind: u64, payload: Vec<u8>) -> Result<Session, StreamError> {
-        let tunnel = self.tunnels.get(node).ok_or_else(|| {
+    fn tunnel(&self, node: &str) -> Result<Arc<Tunnel>, StreamError> {
+        self.tunnels.get(node).ok_or_else(|| {
             StreamError::Unreachable(format!(
                 "node {node} has no stream tunnel to cloudcore (is modules.edgeStream enabled \
                  on it, and is it connected?)"
             ))
-        })?;
+        })
+    }
+
+    /// Opens a session on `node`'s tunnel and waits for the edge to accept it.
+    async fn open(&self, node: &str, kind: u64, payload: Vec<u8>) -> Result<Session, StreamError> {
+        let tunnel = self.tunnel(node)?;
         let id = tunnel.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(SESSION_FRAMES_MAX);
         if let Ok(mut s) = tunnel.sessions.lock() {
@@ -256,6 +260,10 @@ fn json(v: &impl serde::Serialize) -> Vec<u8> {
 }
 
 impl PodStreams for StreamHandle {
+    fn check(&self, pod: &PodRef) -> Result<(), StreamError> {
+        self.tunnel(&pod.node).map(|_| ())
+    }
+
     fn logs(
         &self,
         req: LogRequest,

@@ -535,7 +535,9 @@ async fn run_stream<T: Transport>(
     stop: &CancellationToken,
 ) -> Result<(), Error> {
     if let Some(s) = stream {
-        s.run(tls, stop.clone()).await;
+        // Boxed: the tunnel's futures would otherwise grow every edgecore future (the
+        // simulator runs thousands on one thread's stack), EdgeStream enabled or not.
+        Box::pin(s.run(tls, stop.clone())).await;
     }
     stop.cancelled().await;
     Ok(())
