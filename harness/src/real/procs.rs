@@ -116,6 +116,7 @@ impl Cloud {
             cert: free_port().await?,
             apiserver: free_port().await?,
             metrics: free_port().await?,
+            tunnel: free_port().await?,
         };
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let mut cfg = CloudCoreConfig::standalone(dir, ip, ports);

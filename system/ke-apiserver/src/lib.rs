@@ -16,6 +16,8 @@
 //! - [`selector`]: label and field selectors.
 //! - [`patch`]: JSON patch, JSON merge patch and strategic merge patch.
 //! - [`protobuf`]: decoding of Kubernetes protobuf request bodies into JSON.
+//! - [`streams`]: the node-proxy seam ([`streams::PodStreams`]) behind `pods/log` and
+//!   `pods/exec`.
 pub mod api;
 pub mod auth;
 pub mod http;
@@ -28,5 +30,6 @@ pub mod schema;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod streams;
 
 pub use server::{Deps, Server, ServerConfig};

@@ -185,6 +185,7 @@ impl<T: Transport> Server<T> {
             openapi: OpenApi::new(),
             shutdown: CancellationToken::new(),
             metrics: Metrics::default(),
+            pod_streams: std::sync::RwLock::new(None),
         });
         tracing::info!(%addr, data_dir = %dd.display(), "apiserver listening");
         Ok(Self {
@@ -215,6 +216,13 @@ impl<T: Transport> Server<T> {
     /// The API behind the server (for in-process users such as cloudcore).
     pub fn api(&self) -> Arc<Api> {
         self.state.api.clone()
+    }
+
+    /// Routes `pods/log` and `pods/exec` through `streams` (cloudcore's CloudStream).
+    pub fn set_pod_streams(&self, streams: Arc<dyn crate::streams::PodStreams>) {
+        if let Ok(mut g) = self.state.pod_streams.write() {
+            *g = Some(streams);
+        }
     }
 
     /// The HTTP state (auth, metrics) for in-process users.

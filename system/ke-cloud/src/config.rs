@@ -75,6 +75,8 @@ pub struct StandalonePorts {
     pub apiserver: u16,
     /// The metrics endpoint's port, on 127.0.0.1 (9091).
     pub metrics: u16,
+    /// CloudStream's tunnel port (10004); the tunnel is enabled.
+    pub tunnel: u16,
 }
 
 impl CloudCoreConfig {
@@ -98,6 +100,8 @@ impl CloudCoreConfig {
         hub.websocket.port = ports.websocket;
         hub.https.address = advertise.to_string();
         hub.https.port = ports.cert;
+        cfg.modules.cloud_stream.enable = true;
+        cfg.modules.cloud_stream.tunnel_port = ports.tunnel;
         cfg
     }
 
@@ -131,6 +135,12 @@ impl CloudCoreConfig {
         self.common_config.validate()?;
         self.kube_api_config.validate()?;
         self.modules.cloud_hub.validate()?;
+        if self.modules.cloud_stream.enable {
+            positive(
+                "modules.cloudStream.tunnelPort",
+                u64::from(self.modules.cloud_stream.tunnel_port),
+            )?;
+        }
         self.modules.edge_controller.validate()
     }
 }
@@ -292,6 +302,54 @@ pub struct CloudModules {
     pub sync_controller: Enable,
     /// `deviceController`: device CRDs to device twins.
     pub device_controller: Enable,
+    /// `cloudStream`: the tunnel for `kubectl logs`/`exec` of edge pods.
+    pub cloud_stream: CloudStream,
+}
+
+/// `modules.cloudStream` (KubeEdge's keys). The tunnel serves with CloudHub's CA and serving
+/// certificate; the `tls*File` keys are accepted for compatibility and not read. `streamPort`
+/// (the kubelet-style port an external kube-apiserver would dial) is not served: with the
+/// embedded API server, streams go in-process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub struct CloudStream {
+    /// `enable`: whether the tunnel runs.
+    pub enable: bool,
+    /// `streamPort` (10003; not served).
+    pub stream_port: u16,
+    /// `tunnelPort`: where edges dial the tunnel (10004).
+    pub tunnel_port: u16,
+    /// `tlsTunnelCAFile` (not read).
+    #[serde(rename = "tlsTunnelCAFile")]
+    pub tls_tunnel_ca_file: String,
+    /// `tlsTunnelCertFile` (not read).
+    pub tls_tunnel_cert_file: String,
+    /// `tlsTunnelPrivateKeyFile` (not read).
+    pub tls_tunnel_private_key_file: String,
+    /// `tlsStreamCAFile` (not read).
+    #[serde(rename = "tlsStreamCAFile")]
+    pub tls_stream_ca_file: String,
+    /// `tlsStreamCertFile` (not read).
+    pub tls_stream_cert_file: String,
+    /// `tlsStreamPrivateKeyFile` (not read).
+    pub tls_stream_private_key_file: String,
+}
+
+impl Default for CloudStream {
+    /// `enable: false` (KubeEdge's default; `keadm init` turns it on), ports 10003/10004.
+    fn default() -> Self {
+        Self {
+            enable: false,
+            stream_port: 10003,
+            tunnel_port: 10004,
+            tls_tunnel_ca_file: String::new(),
+            tls_tunnel_cert_file: String::new(),
+            tls_tunnel_private_key_file: String::new(),
+            tls_stream_ca_file: String::new(),
+            tls_stream_cert_file: String::new(),
+            tls_stream_private_key_file: String::new(),
+        }
+    }
 }
 
 /// A module with only an `enable` switch.

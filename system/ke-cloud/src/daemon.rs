@@ -20,6 +20,7 @@ use tracing::info;
 use crate::{
     certs::{CertAuthority, CertServer, cert_server_acceptor, serve_certs},
     cloudhub::{Hub, HubConfig, HubHandle, HubOutputs},
+    cloudstream::{CloudStream, StreamHandle},
     config::CloudCoreConfig,
     edgecontroller::{EdgeController, EdgeControllerConfig, Metrics as EcMetrics},
 };
@@ -64,6 +65,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// CloudStream failed to start.
+    #[error("cloudstream")]
+    Stream(#[from] crate::cloudstream::Error),
     /// EdgeController stopped.
     #[error("edgecontroller")]
     Controller(#[from] crate::edgecontroller::Error),
@@ -75,6 +79,7 @@ pub struct CloudCore<T: Transport> {
     kubeconfig: Option<PathBuf>,
     hub: Hub<T>,
     hub_out: HubOutputs,
+    stream: Option<CloudStream<T>>,
     certs: Option<(T::Listener, TlsAcceptor, Arc<CertServer>)>,
     controller: EdgeController,
     metrics_listener: Option<T::Listener>,
@@ -135,6 +140,9 @@ impl<T: Transport> CloudCore<T> {
         .map_err(|e| Error::Client(Box::new(e)))?;
         let kubeconfig = server.kubeconfig_path().to_owned();
         let mut core = Self::start_with_client(cfg, deps, client).await?;
+        if let Some(h) = core.stream_handle() {
+            server.set_pod_streams(Arc::new(h));
+        }
         info!(kubeconfig = %kubeconfig.display(), api = %addr, "embedded API server ready");
         core.kubeconfig = Some(kubeconfig);
         core.apiserver = Some(server);
@@ -162,6 +170,7 @@ impl<T: Transport> CloudCore<T> {
             std::path::Path::new(&hubc.tls_private_key_file),
         )?;
         let tls = ca.hub_server_config(&server_cert, deps.clock.clone())?;
+        let stream = bind_stream(&cfg, &deps.transport, &tls).await?;
         let hub_addr = parse_addr(
             "modules.cloudHub.websocket",
             &format!("{}:{}", hubc.websocket.address, hubc.websocket.port),
@@ -182,10 +191,8 @@ impl<T: Transport> CloudCore<T> {
         } else {
             None
         };
-        let mon = parse_addr(
-            "commonConfig.monitorServer.bindAddress",
-            &cfg.common_config.monitor_server.bind_address,
-        )?;
+        let mon = &cfg.common_config.monitor_server.bind_address;
+        let mon = parse_addr("commonConfig.monitorServer.bindAddress", mon)?;
         let metrics_listener = Some(bind(&deps.transport, "metrics server", mon).await?);
         let ec_cfg = EdgeControllerConfig {
             authorization: hubc.authorization,
@@ -208,6 +215,7 @@ impl<T: Transport> CloudCore<T> {
             kubeconfig: None,
             hub,
             hub_out,
+            stream,
             certs,
             controller,
             metrics_listener,
@@ -219,6 +227,17 @@ impl<T: Transport> CloudCore<T> {
     /// CloudHub's address.
     pub fn hub_addr(&self) -> SocketAddr {
         self.hub.local_addr()
+    }
+
+    /// CloudStream's tunnel address, if it runs.
+    pub fn stream_addr(&self) -> Option<SocketAddr> {
+        self.stream.as_ref().map(CloudStream::local_addr)
+    }
+
+    /// CloudStream's [`PodStreams`](ke_apiserver::streams::PodStreams), if it runs (set on the
+    /// embedded API server by [`Self::start`]; an in-process external server can take it).
+    pub fn stream_handle(&self) -> Option<StreamHandle> {
+        self.stream.as_ref().map(CloudStream::handle)
     }
 
     /// The certificate server's address, if it runs.
@@ -307,10 +326,17 @@ impl<T: Transport> CloudCore<T> {
                 tracing::warn!(error = %e, "metrics server stopped");
             }
         };
+        let stream = async {
+            if let Some(st) = self.stream {
+                // Boxed so the tunnel's futures do not grow cloudcore's future.
+                Box::pin(st.run(s())).await;
+            }
+        };
         let hub = self.hub.run(s());
         let controller = self.controller.run(self.hub_out, s());
         let all = async {
-            let (r, (), (), (), ()) = tokio::join!(controller, hub, api, certs, metrics);
+            let (r, (), (), (), (), ()) =
+                tokio::join!(controller, hub, api, certs, metrics, stream);
             r
         };
         tokio::pin!(all, shutdown);
@@ -324,6 +350,25 @@ impl<T: Transport> CloudCore<T> {
         }
         Ok(())
     }
+}
+
+/// CloudStream's tunnel on CloudHub's address, with CloudHub's TLS (client certificates from
+/// the KubeEdge CA), when `modules.cloudStream.enable`.
+async fn bind_stream<T: Transport>(
+    cfg: &CloudCoreConfig,
+    transport: &T,
+    tls: &Arc<rustls::ServerConfig>,
+) -> Result<Option<CloudStream<T>>, Error> {
+    let cs = &cfg.modules.cloud_stream;
+    if !cs.enable {
+        return Ok(None);
+    }
+    let hubc = &cfg.modules.cloud_hub;
+    let addr = parse_addr(
+        "modules.cloudStream.tunnelPort",
+        &format!("{}:{}", hubc.websocket.address, cs.tunnel_port),
+    )?;
+    Ok(Some(CloudStream::bind(transport, addr, tls.clone()).await?))
 }
 
 async fn bind<T: Transport>(

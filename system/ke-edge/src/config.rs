@@ -168,6 +168,13 @@ impl EdgeCoreConfig {
         self.modules.edge_hub.validate()?;
         self.modules.edged.validate()?;
         self.modules.event_bus.validate()?;
+        let es = &self.modules.edge_stream;
+        if es.enable && es.server.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "modules.edgeStream.server",
+                format!("`{}` is not IP:PORT", es.server),
+            ));
+        }
         self.monitor_server.validate()
     }
 }
@@ -259,6 +266,48 @@ pub struct EdgeModules {
     pub event_bus: EventBus,
     /// `deviceTwin`: device twin state.
     pub device_twin: Enable,
+    /// `edgeStream`: the tunnel to CloudStream for `kubectl logs`/`exec`.
+    pub edge_stream: EdgeStream,
+}
+
+/// `modules.edgeStream` (KubeEdge's keys). The tunnel uses EdgeHub's CA and node certificate;
+/// the `tlsTunnel*` keys are accepted for compatibility and not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub struct EdgeStream {
+    /// `enable`: whether the tunnel is dialled.
+    pub enable: bool,
+    /// `server`: CloudStream's tunnel, `IP:PORT` (`keadm join` writes `<cloud>:10004`).
+    pub server: String,
+    /// `handshakeTimeout`: seconds for TCP + TLS + upgrade.
+    pub handshake_timeout: u64,
+    /// `readDeadline`: seconds without any frame (pings included) before redialling.
+    pub read_deadline: u64,
+    /// `writeDeadline`: seconds one frame write may take.
+    pub write_deadline: u64,
+    /// `tlsTunnelCAFile` (not read).
+    #[serde(rename = "tlsTunnelCAFile")]
+    pub tls_tunnel_ca_file: String,
+    /// `tlsTunnelCertFile` (not read).
+    pub tls_tunnel_cert_file: String,
+    /// `tlsTunnelPrivateKeyFile` (not read).
+    pub tls_tunnel_private_key_file: String,
+}
+
+impl Default for EdgeStream {
+    /// `enable: false`, `server: 127.0.0.1:10004`, handshake 30 s, read 60 s, write 15 s.
+    fn default() -> Self {
+        Self {
+            enable: false,
+            server: "127.0.0.1:10004".to_owned(),
+            handshake_timeout: 30,
+            read_deadline: 60,
+            write_deadline: 15,
+            tls_tunnel_ca_file: String::new(),
+            tls_tunnel_cert_file: String::new(),
+            tls_tunnel_private_key_file: String::new(),
+        }
+    }
 }
 
 /// A module with only an `enable` switch.

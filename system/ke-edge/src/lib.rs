@@ -2,6 +2,7 @@
 //!
 //! - [`certificate`]: certificate bootstrap from a join token.
 //! - [`edgehub`]: the websocket client to CloudHub: heartbeat, reconnect, upstream rate limit.
+//! - [`edgestream`]: the tunnel to CloudStream for `kubectl logs`/`exec` of this node's pods.
 //! - [`metamanager`]: the SQLite store of everything received, persisted before the ACK.
 //! - [`edged`]: pod runtimes (the `process` runtime).
 //! - [`config`]: `edgecore.yaml` (KubeEdge's `EdgeCore` v1alpha2 keys), defaults and validation.
@@ -18,6 +19,7 @@ pub mod daemon;
 pub mod devicetwin;
 pub mod edged;
 pub mod edgehub;
+pub mod edgestream;
 pub mod eventbus;
 pub mod metamanager;
 pub mod node;

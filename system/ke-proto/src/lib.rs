@@ -18,6 +18,8 @@
 //!   [`Message::delivery`]).
 //! - [`codec`]: [`decode`] / [`encode`] of one frame, bounded by [`Limits`].
 //! - [`inventory`]: the edge's inventory message (UID → resourceVersion) for incremental resync.
+//! - [`stream`]: CloudStream/EdgeStream tunnel frames (`uvarint(connectID) uvarint(type) data`)
+//!   and the JSON of their connect messages.
 //! - [`ids`]: the [`NodeId`] newtype and the [`MsgIdSource`] seam (callers supply message ids).
 //! - [`twin`]: DeviceTwin payloads (twin update/result/delta/document, state, membership) and
 //!   the MQTT topic grammar shared by edgecore, cloudcore and mappers.
@@ -30,6 +32,7 @@ pub mod inventory;
 pub mod message;
 pub mod names;
 pub mod resource;
+pub mod stream;
 pub mod twin;
 
 pub use ack::Delivery;

@@ -42,6 +42,9 @@ pub(crate) struct InitArgs {
     /// The metrics endpoint's port (on 127.0.0.1).
     #[arg(long, default_value_t = 9091)]
     metrics_port: u16,
+    /// CloudStream's tunnel port (edges dial it for `kubectl logs`/`exec`).
+    #[arg(long, default_value_t = 10004)]
+    tunnel_port: u16,
     /// Seconds to wait for cloudcore to become ready.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -60,6 +63,7 @@ fn cloud_config(a: &InitArgs, dir: &Path) -> CloudCoreConfig {
         cert: a.cert_port,
         apiserver: a.apiserver_port,
         metrics: a.metrics_port,
+        tunnel: a.tunnel_port,
     };
     CloudCoreConfig::standalone(dir, a.advertise_address, ports)
 }

@@ -36,6 +36,9 @@ pub(crate) struct JoinArgs {
     /// A CRI endpoint (containerd); not supported yet (issue #7): the process runtime is used.
     #[arg(short = 'p', long)]
     remote_runtime_endpoint: Option<String>,
+    /// CloudStream's tunnel port on the cloudcore host (`kubectl logs`/`exec`).
+    #[arg(long, default_value_t = 10004)]
+    tunnel_port: u16,
     /// Pod runtime (edgefleet): `process` runs each container's command; `sim` simulates.
     #[arg(long, default_value = "process")]
     runtime: String,
@@ -70,6 +73,8 @@ fn edge_config(a: &JoinArgs, dir: &Path, metrics_port: u16) -> anyhow::Result<Ed
     hub.websocket.server = a.cloudcore_ipport.clone();
     hub.http_server = format!("https://{host}:{}", a.certport);
     hub.token = a.token.clone();
+    cfg.modules.edge_stream.enable = true;
+    cfg.modules.edge_stream.server = format!("{host}:{}", a.tunnel_port);
     let edged = &mut cfg.modules.edged;
     edged.tailored_kubelet_flag.hostname_override = a.edgenode_name.clone();
     edged.tailored_kubelet_flag.root_directory = p("edged");

@@ -120,6 +120,13 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     let mut out = Vec::new();
     for r in &rs {
         out.push(resource_json(r));
+        if r.group.is_empty() && r.plural == "pods" {
+            for (sub, verbs) in [("log", &["get"][..]), ("exec", &["create", "get"][..])] {
+                out.push(json!({"name": format!("pods/{sub}"), "singularName": "",
+                    "namespaced": true, "kind": if sub == "log" { "Pod" } else { "PodExecOptions" },
+                    "verbs": verbs}));
+            }
+        }
         if r.has_status {
             out.push(
                 json!({"name": format!("{}/status", r.plural), "singularName": "",

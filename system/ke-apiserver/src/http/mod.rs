@@ -6,9 +6,11 @@
 //! - [`table`]: server-side tables for `kubectl get`.
 //! - [`watch`]: watch streams.
 //! - [`metrics`]: request counters for `/metrics`.
+//! - `pods` (private): the `pods/log` and `pods/exec` subresources (WebSocket exec).
 
 pub mod discovery;
 pub mod metrics;
+mod pods;
 pub mod route;
 pub mod table;
 mod watch;
@@ -34,7 +36,6 @@ use std::{collections::BTreeMap, sync::Arc};
 use tokio_util::sync::CancellationToken;
 
 /// Everything a request handler needs.
-#[derive(Debug)]
 pub struct HttpState {
     /// API semantics and storage.
     pub api: Arc<Api>,
@@ -46,6 +47,21 @@ pub struct HttpState {
     pub shutdown: CancellationToken,
     /// Request counters.
     pub metrics: metrics::Metrics,
+    /// Where `pods/log` and `pods/exec` go (set by the assembler, e.g. cloudcore).
+    pub pod_streams: std::sync::RwLock<Option<Arc<dyn crate::streams::PodStreams>>>,
+}
+
+impl HttpState {
+    /// The node-proxy seam, if one is set.
+    pub fn pod_streams(&self) -> Option<Arc<dyn crate::streams::PodStreams>> {
+        self.pod_streams.read().ok().and_then(|g| g.clone())
+    }
+}
+
+impl std::fmt::Debug for HttpState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpState").finish_non_exhaustive()
+    }
 }
 
 /// The axum router serving the whole API.
@@ -170,6 +186,18 @@ async fn resource(
     let info = st.api.resource(&p.group, &p.version, &p.plural)?;
     if p.namespace.is_some() && !info.namespaced {
         return Err(ApiError::no_route(req.uri().path()));
+    }
+    let pods = info.group.is_empty() && info.plural == "pods";
+    if let (true, Some(ns), Some(name), Some(sub @ ("log" | "exec"))) = (
+        pods,
+        p.namespace.as_deref(),
+        p.name.as_deref(),
+        p.sub.as_deref(),
+    ) {
+        return match sub {
+            "log" => Ok(("log", pods::log(st, ns, name, req).await?)),
+            _ => Ok(("exec", pods::exec(st, ns, name, req).await?)),
+        };
     }
     let part = match p.sub.as_deref() {
         None => Part::Main,

@@ -41,7 +41,7 @@
 pub mod config;
 pub mod metrics;
 
-mod admission;
+pub(crate) mod admission;
 mod queue;
 mod server;
 mod session;

@@ -80,6 +80,10 @@ impl<R: Runtime> Runtime for Counted<R> {
         self.inner.pod_status(uid)
     }
 
+    fn streams(&self) -> Option<Arc<dyn crate::edged::ContainerStreams>> {
+        self.inner.streams()
+    }
+
     async fn next_event(&mut self) -> Option<RuntimeEvent> {
         self.inner.next_event().await
     }

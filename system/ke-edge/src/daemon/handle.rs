@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     pub(crate) dropped_twin: AtomicU64,
     /// DeviceTwin's counters.
     pub(crate) twin: Arc<TwinMetrics>,
+    /// The node's client TLS configuration, once the hub task has credentials (EdgeStream
+    /// dials with it).
+    pub(crate) tls: watch::Sender<Option<Arc<rustls::ClientConfig>>>,
 }
 
 pub(crate) fn inc(c: &AtomicU64) {

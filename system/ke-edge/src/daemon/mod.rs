@@ -65,6 +65,7 @@ use crate::{
     devicetwin::{DeviceTwin, DeviceTwinConfig, TwinInputs},
     edged::{PodManager, PodManagerConfig, Runtime},
     edgehub::{CloudState, EdgeHubConfig},
+    edgestream::{EdgeStream, EdgeStreamConfig},
     eventbus::{self, BusEnds, mqtt::MqttConfig},
     metamanager::{MetaManager, MetaStore},
     node::{NodeAgent, NodeConfig, NodeInputs, NodeMetrics, NodeResources},
@@ -172,6 +173,8 @@ pub struct EdgeCore<T: Transport, R: Runtime> {
     mqtt: Option<MqttConfig>,
     /// A bus given by the caller (the simulator's in-memory bus).
     bus: Option<BusEnds>,
+    /// EdgeStream's settings, when `modules.edgeStream.enable`.
+    stream_cfg: Option<EdgeStreamConfig>,
 }
 
 impl<T: Transport, R: Runtime> std::fmt::Debug for EdgeCore<T, R> {
@@ -226,6 +229,7 @@ impl<T: Transport, R: Runtime> EdgeCore<T, R> {
             routed_twin: Default::default(),
             dropped_twin: Default::default(),
             twin: Arc::default(),
+            tls: watch::channel(None).0,
         });
         let twin = if cfg.modules.device_twin.enable {
             let ids = ids_from(&deps.entropy, "devicetwin");
@@ -242,6 +246,14 @@ impl<T: Transport, R: Runtime> EdgeCore<T, R> {
             None
         };
         let mqtt = mqtt_config(&cfg, twin.is_some())?;
+        let es = &cfg.modules.edge_stream;
+        let stream_cfg = match es.enable && hub.enable {
+            true => Some(EdgeStreamConfig::from_config(
+                es,
+                ip_port("modules.edgeStream.server", &es.server)?,
+            )),
+            false => None,
+        };
         Ok(Self {
             cfg,
             deps,
@@ -257,6 +269,7 @@ impl<T: Transport, R: Runtime> EdgeCore<T, R> {
             twin,
             mqtt,
             bus: None,
+            stream_cfg,
         })
     }
 
@@ -366,6 +379,7 @@ struct Tasks<T: Transport, R: Runtime> {
     twin: Option<DeviceTwin>,
     bus: Option<BusEnds>,
     mqtt: Option<(MqttConfig, eventbus::AdapterEnds)>,
+    stream: Option<EdgeStream<T>>,
 }
 
 impl<T: Transport, R: Runtime> Tasks<T, R> {
@@ -383,6 +397,18 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
         .with_metrics(core.shared.node.clone());
         let mut pod_cfg = core.pod_cfg;
         pod_cfg.node_ip.clone_from(&core.node_cfg.node_ip);
+        // Drawn only when EdgeStream runs, so other runs keep their seeded sequence.
+        let stream = core.stream_cfg.map(|cfg| {
+            EdgeStream::new(
+                deps.transport.clone(),
+                cfg,
+                core.node_cfg.node.clone(),
+                core.node_cfg.node_ip.clone(),
+                core.store.clone(),
+                core.runtime.streams(),
+                Entropy::seeded(Seed(deps.entropy.next_u64()), "edgestream"),
+            )
+        });
         let runtime = Counted::new(core.runtime, core.shared.pods.clone());
         let edged_on = core.cfg.modules.edged.enable;
         let pods = edged_on.then(|| PodManager::new(pod_cfg, runtime, core.store, clock.clone()));
@@ -416,6 +442,7 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
             twin: core.twin,
             bus,
             mqtt,
+            stream,
         }
     }
 
@@ -427,17 +454,7 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
         let (reports_tx, reports_rx) = mpsc::channel(REPORTS_QUEUE_MAX);
         let (up_tx, up_rx) = self.upstream;
         let shared = self.shared;
-        let hub = async {
-            match self.hub {
-                Some(setup) => {
-                    tasks::hub(setup, down_tx, up_rx, shared.clone(), stop.clone()).await
-                }
-                None => {
-                    stop.cancelled().await;
-                    Ok(())
-                }
-            }
-        };
+        let hub = run_hub(self.hub, down_tx, up_rx, shared.clone(), stop);
         let (twin_tx, twin_rx) = mpsc::channel(TWIN_QUEUE_MAX);
         let (twin_dev_tx, twin_dev_rx) = mpsc::channel(TWIN_QUEUE_MAX);
         let twin_on = self.twin.is_some();
@@ -474,6 +491,7 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
             reports: reports_rx,
         };
         let agent = self.agent.run(inputs, up_tx, stop.cancelled());
+        let stream = run_stream(self.stream, shared.tls.subscribe(), stop);
         tokio::join!(
             guarded("edgehub", stop, failed, hub),
             guarded("router", stop, failed, router),
@@ -487,8 +505,42 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
                 agent.await.map_err(Error::Node)
             }),
             guarded("devicetwin", stop, failed, twin),
+            guarded("edgestream", stop, failed, stream),
         );
     }
+}
+
+/// The hub task (credentials, then EdgeHub), or just shutdown when EdgeHub is disabled.
+async fn run_hub<T: Transport>(
+    hub: Option<HubSetup<T>>,
+    down_tx: mpsc::Sender<Message>,
+    up_rx: mpsc::Receiver<Message>,
+    shared: Arc<Shared>,
+    stop: &CancellationToken,
+) -> Result<(), Error> {
+    match hub {
+        Some(setup) => tasks::hub(setup, down_tx, up_rx, shared, stop.clone()).await,
+        None => {
+            stop.cancelled().await;
+            Ok(())
+        }
+    }
+}
+
+/// EdgeStream until shutdown. It never stops edgecore: without it only logs and exec are
+/// missing.
+async fn run_stream<T: Transport>(
+    stream: Option<EdgeStream<T>>,
+    tls: watch::Receiver<Option<Arc<rustls::ClientConfig>>>,
+    stop: &CancellationToken,
+) -> Result<(), Error> {
+    if let Some(s) = stream {
+        // Boxed: the tunnel's futures would otherwise grow every edgecore future (the
+        // simulator runs thousands on one thread's stack), EdgeStream enabled or not.
+        Box::pin(s.run(tls, stop.clone())).await;
+    }
+    stop.cancelled().await;
+    Ok(())
 }
 
 /// DeviceTwin and its MQTT adapter until shutdown (or just shutdown when it does not run).

@@ -67,6 +67,7 @@ pub(crate) async fn hub<T: Transport>(
     let tls = creds
         .client_config(setup.clock.clone())
         .map_err(Error::Credentials)?;
+    shared.tls.send_replace(Some(tls.clone()));
     let hub = EdgeHub::new(
         setup.transport,
         setup.cloud_addr,

@@ -6,6 +6,9 @@
 //!   how containers find their mounted files is documented there.
 //! - [`sim`]: [`SimRuntime`], in-memory containers for the fleet simulator (no processes, no
 //!   files; behaviour from `EDGEFLEET_SIM_*` env, tokio time only).
+//! - [`streams`]: [`ContainerStreams`], logs and exec for `kubectl logs`/`exec` (EdgeStream).
+//! - [`process_streams`]: [`ProcessStreams`], the process runtime's logs (`output.log`) and exec
+//!   (a host process: no isolation).
 //! - [`manager`]: [`PodManager`], which reconciles the pods in the MetaStore with the runtime,
 //!   applies restart policies with back-off and reports [`PodReport`]s.
 //! - `spec` (private): serde mirrors of the pod spec fields edged reads.
@@ -20,19 +23,25 @@ pub mod manager;
 mod pod;
 #[cfg(unix)]
 pub mod process;
+#[cfg(unix)]
+pub mod process_streams;
 mod resolve;
 pub mod runtime;
 pub mod sim;
 mod spec;
 mod status;
+pub mod streams;
 
 pub use manager::{Backoff, PodManager, PodManagerConfig, PodReport, PodStatusReport};
 #[cfg(unix)]
 pub use process::{ProcessConfig, ProcessRuntime};
+#[cfg(unix)]
+pub use process_streams::ProcessStreams;
 pub use runtime::{
     ContainerConfig, ContainerId, Mount, Runtime, RuntimeError, RuntimeEvent, SandboxConfig,
 };
 pub use sim::{SimConfig, SimRuntime};
+pub use streams::{ContainerStreams, ExecOutput, ExecProcess, StreamsError};
 
 /// Errors that end the pod manager.
 #[derive(Debug, thiserror::Error)]

@@ -47,6 +47,7 @@ use tokio::{
 };
 use tracing::{debug, info, warn};
 
+use super::process_streams::{Contexts, ExecContext, ProcessStreams};
 use super::runtime::{ContainerConfig, ContainerId, Mount, Runtime, RuntimeError, RuntimeEvent};
 use crate::edged::runtime::SandboxConfig;
 
@@ -80,6 +81,8 @@ impl ProcessConfig {
 #[derive(Debug)]
 struct Live {
     uid: String,
+    /// The container's name (its exec context is dropped at its exit).
+    name: String,
     /// Asks the supervisor to stop the process (with this grace); taken on first use.
     stop: Option<oneshot::Sender<Duration>>,
 }
@@ -91,6 +94,8 @@ pub struct ProcessRuntime {
     events_tx: mpsc::Sender<RuntimeEvent>,
     events_rx: mpsc::Receiver<RuntimeEvent>,
     live: BTreeMap<ContainerId, Live>,
+    /// How running containers were started, for exec.
+    contexts: Contexts,
 }
 
 impl ProcessRuntime {
@@ -102,6 +107,15 @@ impl ProcessRuntime {
             events_tx,
             events_rx,
             live: BTreeMap::new(),
+            contexts: Contexts::default(),
+        }
+    }
+
+    /// Logs and exec for this runtime's containers.
+    pub fn streams(&self) -> ProcessStreams {
+        ProcessStreams {
+            root: self.root.clone(),
+            contexts: self.contexts.clone(),
         }
     }
 
@@ -168,6 +182,21 @@ impl ProcessRuntime {
         let child = cmd
             .spawn()
             .map_err(|e| start_err(format!("exec {program}: {e}"), Some(e)))?;
+        let mut env = vec![
+            ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
+            ("HOSTNAME".to_owned(), pod.name.clone()),
+        ];
+        env.extend(
+            c.env
+                .iter()
+                .map(|(k, v)| (k.clone(), substitute(v, &subst))),
+        );
+        env.push(("EDGEFLEET_ROOT".into(), root.display().to_string()));
+        env.push((POD_DIR_VAR.into(), pod_dir.display().to_string()));
+        let context = ExecContext { env, cwd, subst };
+        if let Ok(mut m) = self.contexts.lock() {
+            m.insert((pod.uid.clone(), c.name.clone()), context);
+        }
         if let Some(pid) = child.id()
             && let Err(e) = fs::write(cdir.join("pid"), pid.to_string())
         {
@@ -180,6 +209,10 @@ impl ProcessRuntime {
 impl Runtime for ProcessRuntime {
     fn name(&self) -> &'static str {
         "process"
+    }
+
+    fn streams(&self) -> Option<std::sync::Arc<dyn super::streams::ContainerStreams>> {
+        Some(std::sync::Arc::new(ProcessRuntime::streams(self)))
     }
 
     async fn remove_orphans(&mut self, keep: &BTreeSet<String>) -> Result<(), RuntimeError> {
@@ -235,6 +268,7 @@ impl Runtime for ProcessRuntime {
             id.clone(),
             Live {
                 uid: pod.uid.clone(),
+                name: c.name.clone(),
                 stop: Some(stop_tx),
             },
         );
@@ -273,7 +307,11 @@ impl Runtime for ProcessRuntime {
     async fn next_event(&mut self) -> Option<RuntimeEvent> {
         let event = self.events_rx.recv().await?;
         let RuntimeEvent::Exited { id, .. } = &event;
-        self.live.remove(id);
+        if let Some(live) = self.live.remove(id)
+            && let Ok(mut m) = self.contexts.lock()
+        {
+            m.remove(&(live.uid, live.name));
+        }
         Some(event)
     }
 }
@@ -337,7 +375,7 @@ fn signal_group(pgid: Option<Pid>, signal: Signal) {
 }
 
 /// `(exit code, signal)` as containerd reports them: a signal death is `128 + signal`.
-fn exit_of(status: ExitStatus) -> (i32, Option<i32>) {
+pub(super) fn exit_of(status: ExitStatus) -> (i32, Option<i32>) {
     match (status.code(), status.signal()) {
         (Some(code), _) => (code, None),
         (None, Some(sig)) => (128 + sig, Some(sig)),

@@ -149,6 +149,12 @@ pub trait Runtime: Send {
     /// Ids of the containers of pod `uid` that have not exited yet.
     fn pod_status(&self, uid: &str) -> Vec<ContainerId>;
 
+    /// Log and exec streams of this runtime's containers (`kubectl logs`/`exec` through
+    /// EdgeStream); `None` when the runtime has none.
+    fn streams(&self) -> Option<std::sync::Arc<dyn super::streams::ContainerStreams>> {
+        None
+    }
+
     /// The next event; `None` when the runtime can report no more (shut down). Must be
     /// cancel-safe: the pod manager polls it in a `select!` and drops it when another branch
     /// wins, and no event may be lost then.

@@ -30,7 +30,7 @@
 //! ping (which both our CloudHub and KubeEdge's gorilla server answer), and a connection with
 //! no frame from the cloud for [`EdgeHubConfig::cloud_silence_max`] is dropped and redialled.
 
-mod backoff;
+pub(crate) mod backoff;
 mod conn;
 pub mod metrics;
 

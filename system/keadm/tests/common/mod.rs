@@ -53,6 +53,7 @@ pub(crate) struct Cluster {
     pub(crate) hub_port: u16,
     pub(crate) metrics_port: u16,
     pub(crate) cert_port: u16,
+    pub(crate) tunnel_port: u16,
 }
 
 impl Cluster {
@@ -213,6 +214,7 @@ pub(crate) fn setup_with(nodes: &[&str], join_args: &[&str]) -> Cluster {
         hub_port: free_port(),
         metrics_port: free_port(),
         cert_port: free_port(),
+        tunnel_port: free_port(),
     };
     let (cert, api) = (c.cert_port.to_string(), free_port().to_string());
     let cloud = c.path("cloud");
@@ -230,6 +232,8 @@ pub(crate) fn setup_with(nodes: &[&str], join_args: &[&str]) -> Cluster {
         &api,
         "--metrics-port",
         &c.metrics_port.to_string(),
+        "--tunnel-port",
+        &c.tunnel_port.to_string(),
     ]);
     assert!(
         out.contains("keadm join --cloudcore-ipport 127.0.0.1:"),
@@ -239,8 +243,11 @@ pub(crate) fn setup_with(nodes: &[&str], join_args: &[&str]) -> Cluster {
     for node in nodes {
         let dir = c.path(node);
         let ipport = format!("127.0.0.1:{}", c.hub_port);
+        let tunnel = c.tunnel_port.to_string();
         let mut args = vec![
             "join",
+            "--tunnel-port",
+            &tunnel,
             "--cloudcore-ipport",
             &ipport,
             "--certport",
