@@ -4,6 +4,8 @@
 //!   [`ContainerConfig`], [`Mount`]) and reports ([`RuntimeEvent`]).
 //! - [`process`]: [`ProcessRuntime`], which runs each container's command as a child process;
 //!   how containers find their mounted files is documented there.
+//! - [`cri`]: [`CriRuntime`], pods as containerd containers over the CRI gRPC API, with
+//!   logs and exec ([`CriHandle`]).
 //! - [`sim`]: [`SimRuntime`], in-memory containers for the fleet simulator (no processes, no
 //!   files; behaviour from `EDGEFLEET_SIM_*` env, tokio time only).
 //! - [`manager`]: [`PodManager`], which reconciles the pods in the MetaStore with the runtime,
@@ -14,8 +16,10 @@
 //! - `status` (private): kubelet's phase, conditions and containerStatuses (pure).
 //! - `pod` (private): per-pod and per-container state.
 //!
-//! Not yet: init containers, probes, resource limits, images (a CRI runtime comes in #7).
+//! Not yet: init containers, probes, resource limits.
 
+#[cfg(unix)]
+pub mod cri;
 pub mod manager;
 mod pod;
 #[cfg(unix)]
@@ -26,11 +30,14 @@ pub mod sim;
 mod spec;
 mod status;
 
+#[cfg(unix)]
+pub use cri::{CriConfig, CriHandle, CriRuntime, ExecOutput};
 pub use manager::{Backoff, PodManager, PodManagerConfig, PodReport, PodStatusReport};
 #[cfg(unix)]
 pub use process::{ProcessConfig, ProcessRuntime};
 pub use runtime::{
-    ContainerConfig, ContainerId, Mount, Runtime, RuntimeError, RuntimeEvent, SandboxConfig,
+    AdoptedContainer, ContainerConfig, ContainerId, Mount, PullPolicy, Runtime, RuntimeError,
+    RuntimeEvent, SandboxConfig,
 };
 pub use sim::{SimConfig, SimRuntime};
 
