@@ -151,3 +151,59 @@ fn crash_uid(c: &Cluster) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Goal: edgecore's memory with the CRI runtime and 10 running pods, for
+/// `reports/edgecore/footprint-cri.md`. Method: release daemons
+/// (`EDGEFLEET_BIN_DIR=target/release`), one edge joined with `--remote-runtime-endpoint`,
+/// 10 sleeping pods applied with kubectl; once all run, edgecore's VmRSS/VmHWM/RssAnon from
+/// `/proc` are printed. Ignored by default (run it on purpose, see the report).
+#[test]
+#[ignore = "a measurement; run with EDGEFLEET_BIN_DIR=target/release -- --ignored"]
+fn measure_edgecore_rss_with_10_cri_pods() {
+    let ctrd = Containerd::start();
+    let ep = ctrd.endpoint();
+    let c = setup_with(
+        &["edge-1"],
+        &["--no-devices", "--remote-runtime-endpoint", &ep],
+    );
+    let pid = c.pid("edge-1/edgecore.pid").unwrap();
+    let kib = |key: &str| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| {
+                v.split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
+            .unwrap()
+    };
+    std::thread::sleep(Duration::from_secs(5));
+    let idle = (kib("VmRSS:"), kib("RssAnon:"));
+    for i in 1..=10 {
+        c.apply(&pod(&format!("p{i}"), "Always", "exec sleep 3600"));
+    }
+    wait_for("10 pods running", || {
+        let pods = c.json(&["get", "pods"]);
+        let items = pods["items"].as_array().cloned().unwrap_or_default();
+        items.len() == 10
+            && items
+                .iter()
+                .all(|p| main_status(p)["state"]["running"].is_object())
+    });
+    std::thread::sleep(Duration::from_secs(10));
+    let tasks = ctrd.running_tasks().len();
+    let report = format!(
+        "edgecore (CRI, 10 pods): VmRSS {} KiB, VmHWM {} KiB, RssAnon {} KiB, RssFile {} KiB; \
+         idle VmRSS {} KiB, RssAnon {} KiB; containerd tasks running {tasks}",
+        kib("VmRSS:"),
+        kib("VmHWM:"),
+        kib("RssAnon:"),
+        kib("RssFile:"),
+        idle.0,
+        idle.1,
+    );
+    eprintln!("{report}");
+    assert_eq!(tasks, 20, "10 pause + 10 main");
+}
