@@ -223,3 +223,32 @@ pub trait Runtime: Send {
     /// wins, and no event may be lost then.
     fn next_event(&mut self) -> impl Future<Output = Option<RuntimeEvent>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::PullPolicy;
+
+    /// Goal: Kubernetes' `imagePullPolicy` default. Method: table of explicit policies and of
+    /// images with no tag, `latest`, a tag, a registry port and a digest.
+    #[test]
+    fn pull_policy_defaults_like_kubernetes() {
+        let cases = [
+            (Some("Never"), "busybox", PullPolicy::Never),
+            (Some("Always"), "busybox:1", PullPolicy::Always),
+            (Some("IfNotPresent"), "busybox", PullPolicy::IfNotPresent),
+            (None, "busybox", PullPolicy::Always),
+            (None, "busybox:latest", PullPolicy::Always),
+            (None, "busybox:1.36", PullPolicy::IfNotPresent),
+            (None, "registry:5000/busybox", PullPolicy::Always),
+            (None, "registry:5000/busybox:1", PullPolicy::IfNotPresent),
+            (None, "busybox@sha256:abc", PullPolicy::IfNotPresent),
+        ];
+        for (policy, image, want) in cases {
+            assert_eq!(
+                PullPolicy::from_spec(policy, image),
+                want,
+                "{policy:?} {image}"
+            );
+        }
+    }
+}
