@@ -10,6 +10,11 @@ command -v python3 >/dev/null || need+=(python3)
 # The device tests (issue #6): a real MQTT broker and its command-line clients.
 command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_sub >/dev/null || need+=(mosquitto-clients)
+# edged's CRI runtime tests (issue #7): a real containerd (with ctr and the runc shim), runc,
+# and busybox-static, from which the tests build their local images (no registry is reached).
+command -v containerd >/dev/null || need+=(containerd)
+command -v runc >/dev/null || [ -x /usr/sbin/runc ] || need+=(runc)
+[ -x /bin/busybox ] || need+=(busybox-static)
 if [ ${#need[@]} -gt 0 ]; then
   echo "ci/deps.sh: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

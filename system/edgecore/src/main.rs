@@ -1,8 +1,9 @@
 //! `edgecore`: KubeEdge's edge daemon.
 //!
 //! `edgecore --config FILE` runs EdgeHub (wss to CloudHub), MetaManager (SQLite), edged (the
-//! pod runtime chosen by `modules.edged.runtime`) and the node agent until SIGINT or SIGTERM,
-//! then stops the pods and exits 0. `monitorServer.bindAddress` serves `/metrics`
+//! pod runtime chosen by `modules.edged.runtime`: `process`, `remote` for containerd's CRI
+//! socket, or `sim`) and the node agent until SIGINT or SIGTERM, then stops the pods (CRI
+//! containers keep running and are adopted at the next start) and exits 0. `monitorServer.bindAddress` serves `/metrics`
 //! (Prometheus) and `/healthz`. `edgecore --defaultconfig` prints the full default
 //! configuration. A bad configuration prints one line naming the key and exits with 64; a
 //! failure while running exits with 1.
@@ -18,7 +19,7 @@ use ke_core::{Entropy, SystemClock};
 use ke_edge::{
     config::{EdgeCoreConfig, EdgedRuntime},
     daemon::{self, Deps, EdgeCore, EdgeCoreHandle},
-    edged::{ProcessConfig, ProcessRuntime, Runtime, SimConfig, SimRuntime},
+    edged::{CriConfig, CriRuntime, ProcessConfig, ProcessRuntime, Runtime, SimConfig, SimRuntime},
     node::NodeResources,
 };
 use ke_net::{
@@ -115,6 +116,20 @@ async fn run(mut cfg: EdgeCoreConfig, path: &Path) -> Result<(), Failure> {
         return run_with(cfg, runtime, path).await;
     }
     let root = &cfg.modules.edged.tailored_kubelet_flag.root_directory;
+    if cfg.modules.edged.runtime == EdgedRuntime::Remote {
+        let endpoint = &cfg
+            .modules
+            .edged
+            .tailored_kubelet_config
+            .container_runtime_endpoint;
+        let cri = CriConfig::new(endpoint.clone(), cfg.node_name(), root);
+        let runtime = CriRuntime::connect(cri).await.map_err(|e| {
+            Failure::Run(anyhow::Error::new(e).context(format!(
+                "modules.edged.tailoredKubeletConfig.containerRuntimeEndpoint {endpoint}"
+            )))
+        })?;
+        return run_with(cfg, runtime, path).await;
+    }
     let runtime = ProcessRuntime::new(ProcessConfig::new(root));
     run_with(cfg, runtime, path).await
 }

@@ -6,7 +6,9 @@
 //! Every omitted key takes KubeEdge's default, documented on each `Default` impl.
 //!
 //! edgefleet extensions and deviations:
-//! - `modules.edged.runtime` (extension): the pod runtime, `process` (default) or `sim`.
+//! - `modules.edged.runtime` (extension): the pod runtime, `process` (default), `remote`
+//!   (CRI: containerd at `tailoredKubeletConfig.containerRuntimeEndpoint`, KubeEdge's key) or
+//!   `sim`.
 //! - `modules.edged.tailoredKubeletFlag.hostnameOverride` (the node name) defaults to empty
 //!   (KubeEdge: the host name) and must be set: `keadm join --edgenode-name` writes it.
 //! - `monitorServer` (extension, top level): the Prometheus endpoint, the same shape as
@@ -476,6 +478,8 @@ pub enum EdgedRuntime {
     Process,
     /// Simulated pods (the simulator's runtime).
     Sim,
+    /// A CRI runtime (containerd) at `tailoredKubeletConfig.containerRuntimeEndpoint`.
+    Remote,
 }
 
 /// `modules.edged`.
@@ -535,6 +539,16 @@ impl Edged {
                 ));
             }
         }
+        if self.runtime == EdgedRuntime::Remote {
+            let ep = &config.container_runtime_endpoint;
+            let path = ep.strip_prefix("unix://").unwrap_or(ep);
+            if !path.starts_with('/') || (ep.contains("://") && !ep.starts_with("unix://")) {
+                return Err(invalid(
+                    "modules.edged.tailoredKubeletConfig.containerRuntimeEndpoint",
+                    format!("`{ep}` is not unix:///ABSOLUTE/PATH (only unix sockets)"),
+                ));
+            }
+        }
         positive(
             "modules.edged.tailoredKubeletConfig.nodeLeaseDurationSeconds",
             u64::from(config.node_lease_duration_seconds),
@@ -578,14 +592,18 @@ pub struct TailoredKubeletConfig {
     pub node_status_update_frequency: String,
     /// `nodeLeaseDurationSeconds`: the node lease duration.
     pub node_lease_duration_seconds: u32,
+    /// `containerRuntimeEndpoint`: the CRI socket, used with `runtime: remote`.
+    pub container_runtime_endpoint: String,
 }
 
 impl Default for TailoredKubeletConfig {
-    /// `nodeStatusUpdateFrequency: 10s`, `nodeLeaseDurationSeconds: 40`.
+    /// `nodeStatusUpdateFrequency: 10s`, `nodeLeaseDurationSeconds: 40`,
+    /// `containerRuntimeEndpoint: unix:///run/containerd/containerd.sock`.
     fn default() -> Self {
         Self {
             node_status_update_frequency: "10s".to_owned(),
             node_lease_duration_seconds: 40,
+            container_runtime_endpoint: "unix:///run/containerd/containerd.sock".to_owned(),
         }
     }
 }

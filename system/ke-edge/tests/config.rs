@@ -269,3 +269,47 @@ fn monitor_server_extension() {
     bad.monitor_server.enable = false;
     bad.validate().unwrap();
 }
+
+/// Goal: `runtime: remote` takes KubeEdge's `containerRuntimeEndpoint`, and only a unix socket
+/// path is accepted. Method: parse a remote config; validate good and bad endpoints (the bad
+/// ones name the key); the process runtime ignores the endpoint.
+#[test]
+fn remote_runtime_takes_a_unix_endpoint() {
+    let mut cfg = named("edge-1");
+    assert_eq!(
+        cfg.modules
+            .edged
+            .tailored_kubelet_config
+            .container_runtime_endpoint,
+        "unix:///run/containerd/containerd.sock"
+    );
+    let text = "modules:\n  edged:\n    runtime: remote\n    tailoredKubeletConfig:\n      \
+                containerRuntimeEndpoint: unix:///tmp/c.sock\n";
+    let parsed = EdgeCoreConfig::from_yaml(text).expect("parses");
+    assert_eq!(parsed.modules.edged.runtime, EdgedRuntime::Remote);
+    cfg.modules.edged.runtime = EdgedRuntime::Remote;
+    for good in ["unix:///tmp/c.sock", "/run/containerd/containerd.sock"] {
+        good.clone_into(
+            &mut cfg
+                .modules
+                .edged
+                .tailored_kubelet_config
+                .container_runtime_endpoint,
+        );
+        cfg.validate().expect(good);
+    }
+    for bad in ["tcp://127.0.0.1:1", "unix://relative.sock", "c.sock"] {
+        bad.clone_into(
+            &mut cfg
+                .modules
+                .edged
+                .tailored_kubelet_config
+                .container_runtime_endpoint,
+        );
+        let err = cfg.validate().expect_err(bad).to_string();
+        assert!(err.contains("containerRuntimeEndpoint"), "{bad}: {err}");
+    }
+    cfg.modules.edged.runtime = EdgedRuntime::Process;
+    cfg.validate()
+        .expect("the process runtime ignores the endpoint");
+}

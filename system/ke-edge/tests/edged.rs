@@ -15,8 +15,9 @@ use std::{
 use ke_core::FixedClock;
 use ke_edge::{
     edged::{
-        Backoff, ContainerConfig, ContainerId, PodManager, PodManagerConfig, PodReport,
-        ProcessConfig, ProcessRuntime, Runtime, RuntimeError, RuntimeEvent, SandboxConfig,
+        AdoptedContainer, Backoff, ContainerConfig, ContainerId, PodManager, PodManagerConfig,
+        PodReport, ProcessConfig, ProcessRuntime, Runtime, RuntimeError, RuntimeEvent,
+        SandboxConfig,
     },
     metamanager::MetaStore,
 };
@@ -438,8 +439,11 @@ impl Runtime for CrashingRuntime {
         "crashing"
     }
 
-    async fn remove_orphans(&mut self, _keep: &BTreeSet<String>) -> Result<(), RuntimeError> {
-        Ok(())
+    async fn remove_orphans(
+        &mut self,
+        _keep: &BTreeSet<String>,
+    ) -> Result<Vec<AdoptedContainer>, RuntimeError> {
+        Ok(Vec::new())
     }
 
     async fn start_pod(&mut self, _pod: &SandboxConfig) -> Result<(), RuntimeError> {

@@ -11,6 +11,7 @@
 //! - `tls` (feature `tls`): `ClockTime`, a rustls time source backed by ke-core's `Clock`.
 //! - `process` (feature `process`): what the daemons' `main` functions share: stop on
 //!   SIGTERM/SIGINT, log set-up, clap usage errors as exit 64.
+//! - [`connect_unix`]: a node-local unix socket (edged's CRI runtime dials containerd).
 
 pub mod metrics;
 
@@ -33,6 +34,13 @@ pub use tls::ClockTime;
 
 use std::{future::Future, io, net::SocketAddr};
 use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Connects to the unix socket at `path`. Node-local only (containerd's CRI socket): it never
+/// crosses the cloud–edge link, so it stays outside [`Transport`] and the simulator.
+#[cfg(unix)]
+pub async fn connect_unix(path: &std::path::Path) -> io::Result<tokio::net::UnixStream> {
+    tokio::net::UnixStream::connect(path).await
+}
 
 /// A byte stream: what a transport's connections are.
 pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}

@@ -33,7 +33,8 @@ pub(crate) struct JoinArgs {
     /// Extra node labels, `key=value[,key=value]`.
     #[arg(short = 'l', long, value_delimiter = ',')]
     labels: Vec<String>,
-    /// A CRI endpoint (containerd); not supported yet (issue #7): the process runtime is used.
+    /// The CRI endpoint of containerd, `unix:///PATH/containerd.sock`: pods run as containerd
+    /// containers (`modules.edged.runtime: remote`). Without it, `--runtime` decides.
     #[arg(short = 'p', long)]
     remote_runtime_endpoint: Option<String>,
     /// CloudStream's tunnel port on the cloudcore host (`kubectl logs`/`exec`).
@@ -96,15 +97,14 @@ fn edge_config(a: &JoinArgs, dir: &Path, metrics_port: u16) -> anyhow::Result<Ed
         "sim" => EdgedRuntime::Sim,
         other => bail!("--runtime `{other}`: expected process or sim"),
     };
+    if let Some(ep) = &a.remote_runtime_endpoint {
+        edged.runtime = EdgedRuntime::Remote;
+        edged.tailored_kubelet_config.container_runtime_endpoint = ep.clone();
+    }
     Ok(cfg)
 }
 
 pub(crate) async fn run(a: JoinArgs) -> anyhow::Result<()> {
-    if let Some(ep) = &a.remote_runtime_endpoint {
-        bail!(
-            "--remote-runtime-endpoint {ep}: the CRI runtime is not built yet; omit the flag to use the process runtime"
-        );
-    }
     let dir = prepare_dir(&a.data_dir)?;
     let port = match a.metrics_port {
         Some(p) => p,

@@ -11,7 +11,8 @@ use std::{
 };
 
 use crate::edged::{
-    ContainerConfig, ContainerId, Runtime, RuntimeError, RuntimeEvent, SandboxConfig,
+    AdoptedContainer, ContainerConfig, ContainerId, Runtime, RuntimeError, RuntimeEvent,
+    SandboxConfig,
 };
 
 /// `R`, plus the set of pod UIDs with a sandbox, published as a gauge.
@@ -42,8 +43,20 @@ impl<R: Runtime> Runtime for Counted<R> {
         self.inner.name()
     }
 
-    async fn remove_orphans(&mut self, keep: &BTreeSet<String>) -> Result<(), RuntimeError> {
-        self.inner.remove_orphans(keep).await
+    async fn remove_orphans(
+        &mut self,
+        keep: &BTreeSet<String>,
+    ) -> Result<Vec<AdoptedContainer>, RuntimeError> {
+        let adopted = self.inner.remove_orphans(keep).await?;
+        // An adopted container's pod has a running sandbox already.
+        self.sandboxes
+            .extend(adopted.iter().map(|a| a.pod_uid.clone()));
+        self.publish();
+        Ok(adopted)
+    }
+
+    fn containers_outlive_edgecore(&self) -> bool {
+        self.inner.containers_outlive_edgecore()
     }
 
     async fn start_pod(&mut self, pod: &SandboxConfig) -> Result<(), RuntimeError> {

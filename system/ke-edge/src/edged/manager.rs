@@ -46,7 +46,7 @@ use super::{
     Error,
     pod::{Lifecycle, Pod},
     resolve::{self, ConfigError},
-    runtime::{ContainerConfig, ContainerId, Runtime, RuntimeEvent},
+    runtime::{AdoptedContainer, ContainerConfig, ContainerId, PullPolicy, Runtime, RuntimeEvent},
     spec::PodDef,
     status::{self, State, Terminated},
 };
@@ -259,19 +259,67 @@ impl<R: Runtime> PodManager<R> {
         let pods = self.store.pods_for_node(&self.cfg.node_name)?;
         let defs: Vec<PodDef> = pods.into_iter().filter_map(PodDef::from_object).collect();
         let keep: BTreeSet<String> = defs.iter().map(|d| d.uid.clone()).collect();
-        if let Err(e) = self.runtime.remove_orphans(&keep).await {
-            warn!(error = %e, "removing orphaned containers failed");
-        }
+        let adopted = match self.runtime.remove_orphans(&keep).await {
+            Ok(adopted) => adopted,
+            Err(e) => {
+                warn!(error = %e, "removing orphaned containers failed");
+                Vec::new()
+            }
+        };
         self.remove_stale_volumes(&keep);
         info!(
             pods = defs.len(),
+            adopted = adopted.len(),
             runtime = self.runtime.name(),
             "restoring pods from the store"
         );
         for def in defs {
             self.sync_key(&def.key()).await;
         }
+        for a in adopted {
+            self.adopt(a).await;
+        }
         Ok(())
+    }
+
+    /// Records a container instance that outlived the previous run as its container's live
+    /// instance (no new start). One the pod no longer wants (pod stopping, container gone,
+    /// another spec) is stopped instead; its attempt still counts, so the next instance gets a
+    /// fresh attempt number.
+    async fn adopt(&mut self, a: AdoptedContainer) {
+        let runtime = self.runtime.name();
+        let now_text = self.clock.now_rfc3339();
+        let found = self
+            .pods
+            .iter_mut()
+            .find(|(_, p)| p.def.uid == a.pod_uid)
+            .map(|(k, p)| (k.clone(), p));
+        let mut wanted = false;
+        if let Some((key, pod)) = found {
+            let same_spec = PodDef::spec_hash(&pod.fingerprint) == a.spec_hash;
+            let active = pod.lifecycle == Lifecycle::Active && pod.sticky.is_none();
+            if let Some(c) = pod.containers.iter_mut().find(|c| c.view.name == a.name) {
+                c.attempts = c.attempts.max(a.attempt.saturating_add(1));
+                if same_spec && active && c.id.is_none() {
+                    let started_at = a.started_at.clone().unwrap_or(now_text);
+                    c.started(a.id.clone(), runtime, started_at, Instant::now());
+                    pod.sandbox_ready = true;
+                    wanted = true;
+                    info!(key, container = %a.name, id = %a.id, attempt = a.attempt, "container adopted");
+                }
+            }
+            self.dirty.insert(key);
+        }
+        if !wanted {
+            info!(id = %a.id, container = %a.name, "stopping a container the pod no longer wants");
+            if let Err(e) = self
+                .runtime
+                .stop_container(&a.id, self.cfg.shutdown_grace)
+                .await
+            {
+                warn!(error = %e, id = %a.id, "stopping container failed");
+            }
+        }
     }
 
     fn remove_stale_volumes(&self, keep: &BTreeSet<String>) {
@@ -604,6 +652,11 @@ impl<R: Runtime> PodManager<R> {
             mounts,
             working_dir: spec.working_dir.clone(),
             attempt: pod.containers.get(idx).map_or(0, |c| c.attempts),
+            image_pull_policy: PullPolicy::from_spec(
+                spec.image_pull_policy.as_deref(),
+                &spec.image,
+            ),
+            spec_hash: PodDef::spec_hash(&pod.fingerprint),
         })
     }
 
@@ -719,9 +772,17 @@ impl<R: Runtime> PodManager<R> {
         })
     }
 
-    /// Stops every container and waits (bounded) for their exits.
+    /// Stops every container and waits (bounded) for their exits; leaves them running if the
+    /// runtime's containers outlive edgecore (they are adopted at the next start).
     async fn stop_all(&mut self) {
         self.stopping = true;
+        if self.runtime.containers_outlive_edgecore() {
+            info!(
+                runtime = self.runtime.name(),
+                "leaving containers running for the next start"
+            );
+            return;
+        }
         let grace = self.cfg.shutdown_grace;
         let ids: Vec<ContainerId> = self
             .pods

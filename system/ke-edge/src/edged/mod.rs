@@ -4,6 +4,8 @@
 //!   [`ContainerConfig`], [`Mount`]) and reports ([`RuntimeEvent`]).
 //! - [`process`]: [`ProcessRuntime`], which runs each container's command as a child process;
 //!   how containers find their mounted files is documented there.
+//! - [`cri`]: [`CriRuntime`], pods as containerd containers over the CRI gRPC API, with
+//!   logs and exec ([`CriHandle`]).
 //! - [`sim`]: [`SimRuntime`], in-memory containers for the fleet simulator (no processes, no
 //!   files; behaviour from `EDGEFLEET_SIM_*` env, tokio time only).
 //! - [`streams`]: [`ContainerStreams`], logs and exec for `kubectl logs`/`exec` (EdgeStream).
@@ -17,8 +19,10 @@
 //! - `status` (private): kubelet's phase, conditions and containerStatuses (pure).
 //! - `pod` (private): per-pod and per-container state.
 //!
-//! Not yet: init containers, probes, resource limits, images (a CRI runtime comes in #7).
+//! Not yet: init containers, probes, resource limits.
 
+#[cfg(unix)]
+pub mod cri;
 pub mod manager;
 mod pod;
 #[cfg(unix)]
@@ -32,13 +36,16 @@ mod spec;
 mod status;
 pub mod streams;
 
+#[cfg(unix)]
+pub use cri::{CriConfig, CriHandle, CriRuntime, ExecSyncOutput};
 pub use manager::{Backoff, PodManager, PodManagerConfig, PodReport, PodStatusReport};
 #[cfg(unix)]
 pub use process::{ProcessConfig, ProcessRuntime};
 #[cfg(unix)]
 pub use process_streams::ProcessStreams;
 pub use runtime::{
-    ContainerConfig, ContainerId, Mount, Runtime, RuntimeError, RuntimeEvent, SandboxConfig,
+    AdoptedContainer, ContainerConfig, ContainerId, Mount, PullPolicy, Runtime, RuntimeError,
+    RuntimeEvent, SandboxConfig,
 };
 pub use sim::{SimConfig, SimRuntime};
 pub use streams::{ContainerStreams, ExecOutput, ExecProcess, StreamsError};

@@ -48,7 +48,9 @@ use tokio::{
 use tracing::{debug, info, warn};
 
 use super::process_streams::{Contexts, ExecContext, ProcessStreams};
-use super::runtime::{ContainerConfig, ContainerId, Mount, Runtime, RuntimeError, RuntimeEvent};
+use super::runtime::{
+    AdoptedContainer, ContainerConfig, ContainerId, Mount, Runtime, RuntimeError, RuntimeEvent,
+};
 use crate::edged::runtime::SandboxConfig;
 
 /// `PATH` given to containers that do not set one (the usual container image default).
@@ -215,11 +217,15 @@ impl Runtime for ProcessRuntime {
         Some(std::sync::Arc::new(ProcessRuntime::streams(self)))
     }
 
-    async fn remove_orphans(&mut self, keep: &BTreeSet<String>) -> Result<(), RuntimeError> {
+    async fn remove_orphans(
+        &mut self,
+        keep: &BTreeSet<String>,
+    ) -> Result<Vec<AdoptedContainer>, RuntimeError> {
         let pods_dir = self.pods_dir();
+        // Stray processes of kept pods die too: they are started afresh (nothing is adopted).
         kill_marked_processes(&pods_dir);
         let Ok(entries) = fs::read_dir(&pods_dir) else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         for entry in entries.flatten() {
             let uid = entry.file_name().to_string_lossy().into_owned();
@@ -231,7 +237,7 @@ impl Runtime for ProcessRuntime {
                 })?;
             }
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     async fn start_pod(&mut self, pod: &SandboxConfig) -> Result<(), RuntimeError> {

@@ -18,7 +18,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use futures::{StreamExt, stream::BoxStream};
+use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWriteExt},
     process::Command,
@@ -115,7 +115,29 @@ async fn next_chunk(mut s: LogState) -> Option<(Bytes, LogState)> {
 }
 
 impl ContainerStreams for ProcessStreams {
-    fn logs(
+    fn logs<'a>(
+        &'a self,
+        pod_uid: &'a str,
+        container: &'a str,
+        follow: bool,
+        tail_lines: Option<u64>,
+    ) -> BoxFuture<'a, Result<BoxStream<'static, Bytes>, StreamsError>> {
+        futures::future::ready(self.open_log(pod_uid, container, follow, tail_lines)).boxed()
+    }
+
+    fn exec<'a>(
+        &'a self,
+        pod_uid: &'a str,
+        container: &'a str,
+        command: &'a [String],
+        stdin: bool,
+    ) -> BoxFuture<'a, Result<ExecProcess, StreamsError>> {
+        futures::future::ready(self.start_exec(pod_uid, container, command, stdin)).boxed()
+    }
+}
+
+impl ProcessStreams {
+    fn open_log(
         &self,
         pod_uid: &str,
         container: &str,
@@ -146,7 +168,7 @@ impl ContainerStreams for ProcessStreams {
         Ok(futures::stream::unfold(state, next_chunk).boxed())
     }
 
-    fn exec(
+    fn start_exec(
         &self,
         pod_uid: &str,
         container: &str,

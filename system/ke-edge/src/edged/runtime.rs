@@ -64,6 +64,67 @@ pub struct ContainerConfig {
     pub working_dir: Option<String>,
     /// Which start of this container this is (0 for the first): part of the instance id.
     pub attempt: u32,
+    /// `imagePullPolicy` (Kubernetes' default when unset: `Always` for `:latest` or no tag,
+    /// else `IfNotPresent`). Runtimes without images ignore it.
+    pub image_pull_policy: PullPolicy,
+    /// A short hash of the pod spec parts that decide replacement (containers, volumes,
+    /// restart policy): a runtime that keeps containers across restarts labels them with it,
+    /// so a container started for an older spec is not adopted.
+    pub spec_hash: String,
+}
+
+/// `imagePullPolicy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PullPolicy {
+    /// Pull at every start.
+    Always,
+    /// Pull only if the image is not present locally.
+    IfNotPresent,
+    /// Never pull: a missing image is a start error.
+    Never,
+}
+
+impl PullPolicy {
+    /// Parses `imagePullPolicy`; an empty or unknown value takes Kubernetes' default for
+    /// `image`: `Always` when the tag is `latest` or missing (and no digest), else
+    /// `IfNotPresent`.
+    pub fn from_spec(policy: Option<&str>, image: &str) -> Self {
+        match policy {
+            Some("Always") => Self::Always,
+            Some("IfNotPresent") => Self::IfNotPresent,
+            Some("Never") => Self::Never,
+            _ => {
+                let name = image.rsplit('/').next().unwrap_or(image);
+                let tag = name.split_once(':').map(|(_, t)| t);
+                if image.contains('@') || tag.is_some_and(|t| t != "latest") {
+                    Self::IfNotPresent
+                } else {
+                    Self::Always
+                }
+            }
+        }
+    }
+}
+
+/// A container instance that outlived a previous run of edgecore (a CRI runtime keeps its
+/// containers when kubelet or edgecore restarts). The pod manager records it as the
+/// container's live instance instead of starting a new one. If the instance has already
+/// exited, the runtime reports that exit through [`Runtime::next_event`] afterwards, so the
+/// restart policy applies as usual.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdoptedContainer {
+    /// `metadata.uid` of the pod.
+    pub pod_uid: String,
+    /// `containers[].name`.
+    pub name: String,
+    /// The instance.
+    pub id: ContainerId,
+    /// Which start of the container it was (its restart count).
+    pub attempt: u32,
+    /// [`ContainerConfig::spec_hash`] it was started with.
+    pub spec_hash: String,
+    /// When it started (RFC 3339), if known.
+    pub started_at: Option<String>,
 }
 
 /// Something the runtime observed.
@@ -114,13 +175,21 @@ pub trait Runtime: Send {
     /// A short name for logs and `containerID` (`process`, `containerd`, `sim`).
     fn name(&self) -> &'static str;
 
-    /// Removes what a previous run left behind (processes, sandboxes) for pods not in `keep`,
-    /// and stray processes of the pods in `keep` (they are started afresh). Called once, before
-    /// any pod starts.
+    /// Removes what a previous run left behind (processes, sandboxes) for pods not in `keep`.
+    /// For the pods in `keep`, a runtime whose containers outlive edgecore (CRI) returns the
+    /// instances it adopts (see [`AdoptedContainer`]); the others remove stray processes and
+    /// return nothing, and those pods are started afresh. Called once, before any pod starts.
     fn remove_orphans(
         &mut self,
         keep: &BTreeSet<String>,
-    ) -> impl Future<Output = Result<(), RuntimeError>> + Send;
+    ) -> impl Future<Output = Result<Vec<AdoptedContainer>, RuntimeError>> + Send;
+
+    /// True if containers keep running when edgecore stops (CRI: containerd owns them, as it
+    /// does across kubelet restarts); the pod manager then leaves them running at shutdown
+    /// and adopts them at the next start. False (the default): they are stopped.
+    fn containers_outlive_edgecore(&self) -> bool {
+        false
+    }
 
     /// Creates the pod sandbox (idempotent).
     fn start_pod(
@@ -159,4 +228,33 @@ pub trait Runtime: Send {
     /// cancel-safe: the pod manager polls it in a `select!` and drops it when another branch
     /// wins, and no event may be lost then.
     fn next_event(&mut self) -> impl Future<Output = Option<RuntimeEvent>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PullPolicy;
+
+    /// Goal: Kubernetes' `imagePullPolicy` default. Method: table of explicit policies and of
+    /// images with no tag, `latest`, a tag, a registry port and a digest.
+    #[test]
+    fn pull_policy_defaults_like_kubernetes() {
+        let cases = [
+            (Some("Never"), "busybox", PullPolicy::Never),
+            (Some("Always"), "busybox:1", PullPolicy::Always),
+            (Some("IfNotPresent"), "busybox", PullPolicy::IfNotPresent),
+            (None, "busybox", PullPolicy::Always),
+            (None, "busybox:latest", PullPolicy::Always),
+            (None, "busybox:1.36", PullPolicy::IfNotPresent),
+            (None, "registry:5000/busybox", PullPolicy::Always),
+            (None, "registry:5000/busybox:1", PullPolicy::IfNotPresent),
+            (None, "busybox@sha256:abc", PullPolicy::IfNotPresent),
+        ];
+        for (policy, image, want) in cases {
+            assert_eq!(
+                PullPolicy::from_spec(policy, image),
+                want,
+                "{policy:?} {image}"
+            );
+        }
+    }
 }

@@ -41,7 +41,8 @@ use tokio::time::{Instant, sleep_until};
 use tracing::{debug, info};
 
 use super::runtime::{
-    ContainerConfig, ContainerId, Runtime, RuntimeError, RuntimeEvent, SandboxConfig,
+    AdoptedContainer, ContainerConfig, ContainerId, Runtime, RuntimeError, RuntimeEvent,
+    SandboxConfig,
 };
 
 /// Env var: exit by itself this long after starting.
@@ -244,14 +245,17 @@ impl Runtime for SimRuntime {
         "sim"
     }
 
-    async fn remove_orphans(&mut self, keep: &BTreeSet<String>) -> Result<(), RuntimeError> {
+    async fn remove_orphans(
+        &mut self,
+        keep: &BTreeSet<String>,
+    ) -> Result<Vec<AdoptedContainer>, RuntimeError> {
         // Containers of kept pods are started afresh, so every live container goes.
         let ids: Vec<ContainerId> = self.live.keys().cloned().collect();
         for id in &ids {
             self.forget(id);
         }
         self.sandboxes.retain(|uid| keep.contains(uid));
-        Ok(())
+        Ok(Vec::new())
     }
 
     async fn start_pod(&mut self, pod: &SandboxConfig) -> Result<(), RuntimeError> {
@@ -634,6 +638,8 @@ mod tests {
             mounts: vec![],
             working_dir: None,
             attempt: 0,
+            image_pull_policy: crate::edged::PullPolicy::Never,
+            spec_hash: String::new(),
         };
         let first = rt.start_container(&pod, &c).await.unwrap();
         let ev = rt.next_event().await.unwrap();

@@ -53,6 +53,7 @@ pub(crate) struct Container {
     pub(crate) env: Vec<EnvVar>,
     pub(crate) env_from: Vec<EnvFromSource>,
     pub(crate) volume_mounts: Vec<VolumeMount>,
+    pub(crate) image_pull_policy: Option<String>,
 }
 
 /// `v1.EnvVar`.
@@ -220,6 +221,14 @@ impl PodDef {
             pick("restartPolicy"),
         ])
         .to_string()
+    }
+
+    /// A short hash of [`Self::fingerprint`] (16 hex digits of its SHA-256): what a runtime
+    /// labels its containers with, to recognise containers of this spec after a restart.
+    pub(crate) fn spec_hash(fingerprint: &str) -> String {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(fingerprint.as_bytes());
+        hex::encode(digest.get(..8).unwrap_or_default())
     }
 
     /// `<namespace>/<name>`, the manager's key.

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use bytes::Bytes;
-use futures::stream::BoxStream;
+use futures::{future::BoxFuture, stream::BoxStream};
 use tokio::sync::mpsc;
 
 /// Output chunks buffered per exec before the process's pipes are no longer read.
@@ -54,21 +54,22 @@ pub enum StreamsError {
 /// Log and exec streams of a runtime's containers.
 pub trait ContainerStreams: Send + Sync + fmt::Debug {
     /// The container's log: the last `tail_lines` lines (all without), then, with `follow`,
-    /// what is appended until the stream is dropped.
-    fn logs(
-        &self,
-        pod_uid: &str,
-        container: &str,
+    /// what is appended until the stream is dropped. Asynchronous because a CRI runtime asks
+    /// containerd where the log is; errors arrive before the first chunk.
+    fn logs<'a>(
+        &'a self,
+        pod_uid: &'a str,
+        container: &'a str,
         follow: bool,
         tail_lines: Option<u64>,
-    ) -> Result<BoxStream<'static, Bytes>, StreamsError>;
+    ) -> BoxFuture<'a, Result<BoxStream<'static, Bytes>, StreamsError>>;
 
     /// Runs `command` in the container's context.
-    fn exec(
-        &self,
-        pod_uid: &str,
-        container: &str,
-        command: &[String],
+    fn exec<'a>(
+        &'a self,
+        pod_uid: &'a str,
+        container: &'a str,
+        command: &'a [String],
         stdin: bool,
-    ) -> Result<ExecProcess, StreamsError>;
+    ) -> BoxFuture<'a, Result<ExecProcess, StreamsError>>;
 }

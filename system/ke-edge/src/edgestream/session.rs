@@ -92,6 +92,7 @@ impl Session {
         let streams = self.ctx.streams()?.clone();
         let mut log = streams
             .logs(&uid, &req.pod.container, req.follow, req.tail_lines)
+            .await
             .map_err(|e| e.to_string())?;
         if !self.send(DATA, Vec::new()).await {
             return Ok(false);
@@ -115,6 +116,7 @@ impl Session {
             mut output,
         } = streams
             .exec(&uid, &req.pod.container, &req.command, req.stdin)
+            .await
             .map_err(|e| e.to_string())?;
         if !self.send(DATA, Vec::new()).await {
             return Ok(false);

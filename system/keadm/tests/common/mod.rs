@@ -14,9 +14,14 @@ use serde_json::Value;
 
 pub(crate) const WAIT: Duration = Duration::from_secs(40);
 
+/// The daemon binary `name`: next to the keadm under test, or in `$EDGEFLEET_BIN_DIR` if set
+/// (footprint measurements run release daemons from a debug test).
 pub(crate) fn bin(name: &str) -> PathBuf {
     let keadm = PathBuf::from(env!("CARGO_BIN_EXE_keadm"));
-    let p = keadm.with_file_name(name);
+    let p = match std::env::var_os("EDGEFLEET_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => keadm.with_file_name(name),
+    };
     assert!(
         p.is_file(),
         "{} missing: run `cargo build --workspace` first",
