@@ -298,6 +298,7 @@ async fn devices_down_twins_up() {
     let r = start(dir.path()).await;
     crds_installed(&r).await;
     let mut e = edge(dir.path(), &r).await;
+    let before = watch_events(&r);
     create(
         &r,
         DeviceKind::DeviceModel,
@@ -307,6 +308,19 @@ async fn devices_down_twins_up() {
             "accessMode": "ReadWrite", "minimum": "0", "maximum": "100", "unit": "C"}]}}),
     )
     .await;
+    // Models and devices come from two watches: a device is sent after its model only once
+    // the model's event has reached the EdgeController (as a pod follows its configmaps), so
+    // wait for that event before creating the devices.
+    for _ in 0..500 {
+        if watch_events(&r) > before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        watch_events(&r) > before,
+        "the model's watch event never arrived"
+    );
     create(&r, DeviceKind::Device, device("other", "edge-2")).await;
     let thermo = create(&r, DeviceKind::Device, device("thermo", "edge-1")).await;
     let got = device_delivery(&mut e).await;
@@ -323,6 +337,15 @@ async fn devices_down_twins_up() {
         "{text}"
     );
     assert!(text.contains("devicecontroller_refusals_total 1"), "{text}");
+}
+
+/// `edgecontroller_watch_events_total` from cloudcore's metrics.
+fn watch_events(r: &Running) -> u64 {
+    (r.render)()
+        .lines()
+        .find_map(|l| l.strip_prefix("edgecontroller_watch_events_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn check_delivery(got: &[Message]) {
