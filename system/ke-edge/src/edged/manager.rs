@@ -34,7 +34,7 @@ use std::{
 };
 
 use ke_core::Clock;
-use ke_proto::{Message, ResourcePath, ResourceType};
+use ke_proto::{Content, Message, Operation, ResourcePath, ResourceType};
 use serde_json::{Value, json};
 use tokio::{
     sync::mpsc,
@@ -237,7 +237,7 @@ impl<R: Runtime> PodManager<R> {
             };
             match step {
                 Step::Shutdown => break,
-                Step::Message(Some(msg)) => self.on_message(&msg).await,
+                Step::Message(Some(msg)) => self.on_message(msg).await,
                 Step::Message(None) => rx_open = false,
                 Step::Event(Some(event)) => self.on_event(event).await,
                 Step::Event(None) => return Err(Error::RuntimeClosed),
@@ -274,7 +274,9 @@ impl<R: Runtime> PodManager<R> {
             "restoring pods from the store"
         );
         for def in defs {
-            self.sync_key(&def.key()).await;
+            let key = def.key();
+            let desired = self.own(Some(def));
+            self.sync_with(&key, desired).await;
         }
         for a in adopted {
             self.adopt(a).await;
@@ -335,7 +337,7 @@ impl<R: Runtime> PodManager<R> {
         }
     }
 
-    async fn on_message(&mut self, msg: &Message) {
+    async fn on_message(&mut self, mut msg: Message) {
         if msg.is_reply() {
             return;
         }
@@ -349,7 +351,27 @@ impl<R: Runtime> PodManager<R> {
         };
         let ns = namespace.unwrap_or_default();
         match kind {
-            ResourceType::Pod => self.sync_key(&format!("{ns}/{name}")).await,
+            ResourceType::Pod => {
+                let key = format!("{ns}/{name}");
+                // MetaManager forwards a change only after storing it, so the message carries
+                // what the store now holds (or newer, if another change follows in the
+                // channel: that one is forwarded too). Using it saves reading the pod back
+                // from SQLite and parsing it again; content that is not a pod object falls
+                // back to the store.
+                let desired = match msg.route.operation {
+                    Operation::Delete => None,
+                    Operation::Insert | Operation::Update => {
+                        match pod_object(std::mem::take(&mut msg.content))
+                            .and_then(PodDef::from_object)
+                        {
+                            Some(def) if def.key() == key => self.own(Some(def)),
+                            _ => self.desired(&key),
+                        }
+                    }
+                    _ => self.desired(&key),
+                };
+                self.sync_with(&key, desired).await;
+            }
             ResourceType::ConfigMap | ResourceType::Secret => {
                 self.config_changed(&ns, &kind, &name);
             }
@@ -367,20 +389,25 @@ impl<R: Runtime> PodManager<R> {
                 return None;
             }
         };
-        let def = PodDef::from_object(obj)?;
-        (def.spec.node_name.as_deref() == Some(self.cfg.node_name.as_str())).then_some(def)
+        self.own(PodDef::from_object(obj))
     }
 
-    /// Brings the pod at `key` in line with the store.
-    async fn sync_key(&mut self, key: &str) {
-        self.reconcile(key).await;
+    /// `def` if it is bound to this node.
+    fn own(&self, def: Option<PodDef>) -> Option<PodDef> {
+        def.filter(|d| d.spec.node_name.as_deref() == Some(self.cfg.node_name.as_str()))
+    }
+
+    /// Brings the pod at `key` in line with the store, given the pod as read from it
+    /// (`None`: the store holds no pod of this node at `key`).
+    async fn sync_with(&mut self, key: &str, desired: Option<PodDef>) {
+        self.reconcile(key, desired).await;
         if self.settle(key).await {
-            self.reconcile(key).await;
+            let desired = self.desired(key);
+            self.reconcile(key, desired).await;
         }
     }
 
-    async fn reconcile(&mut self, key: &str) {
-        let desired = self.desired(key);
+    async fn reconcile(&mut self, key: &str, desired: Option<PodDef>) {
         let Some(pod) = self.pods.get_mut(key) else {
             if let Some(def) = desired {
                 // A pod already marked for deletion (e.g. found at restore) never starts; it is
@@ -693,7 +720,8 @@ impl<R: Runtime> PodManager<R> {
         };
         self.exited(&key, idx, term);
         if self.settle(&key).await {
-            self.reconcile(&key).await;
+            let desired = self.desired(&key);
+            self.reconcile(&key, desired).await;
         }
     }
 
@@ -809,5 +837,17 @@ fn resolve_gone() -> ConfigError {
     ConfigError {
         reason: resolve::CONFIG_ERROR,
         message: "pod or container no longer exists".to_owned(),
+    }
+}
+
+/// The pod object a message carries: its content, or the object in a JSON-string content.
+fn pod_object(content: Content) -> Option<Value> {
+    match content.0 {
+        obj @ Value::Object(_) => Some(obj),
+        other => Content(other)
+            .content_json()
+            .ok()
+            .map(std::borrow::Cow::into_owned)
+            .filter(Value::is_object),
     }
 }
