@@ -4,7 +4,7 @@
 //! its resource type, the version the object's `metadata.resourceVersion` (falling back to the
 //! header's `resourceversion`), the identity its `metadata.uid`.
 
-use std::cmp::Ordering;
+use std::{borrow::Cow, cmp::Ordering};
 
 use ke_proto::{Message, Operation, ResourcePath};
 use serde_json::Value;
@@ -13,9 +13,10 @@ use super::Error;
 
 /// What a message asks the store to do.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Write {
-    /// Insert or update with this object.
-    Upsert(Value),
+pub(crate) enum Write<'a> {
+    /// Insert or update with this object (borrowed from the message when its content is the
+    /// object itself, so a write copies nothing).
+    Upsert(Cow<'a, Value>),
     /// Remove the object; its UID is remembered as deleted.
     Delete,
     /// Remove the object, not remembering its UID (the cloud released it: the node no longer
@@ -25,7 +26,7 @@ pub(crate) enum Write {
 
 /// A message read as a store write.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Change {
+pub(crate) struct Change<'a> {
     /// `meta.key`: the edge-relative resource path.
     pub(crate) key: String,
     /// `meta.type`: the resource type.
@@ -35,13 +36,13 @@ pub(crate) struct Change {
     /// The object's resourceVersion, if known.
     pub(crate) rv: Option<String>,
     /// Upsert or delete.
-    pub(crate) write: Write,
+    pub(crate) write: Write<'a>,
 }
 
-impl Change {
+impl<'a> Change<'a> {
     /// Reads `msg` as a write. Fails on operations that are not writes, on resources that do
     /// not name one object, and on upserts whose content is not a JSON object.
-    pub(crate) fn from_message(msg: &Message) -> Result<Self, Error> {
+    pub(crate) fn from_message(msg: &'a Message) -> Result<Self, Error> {
         let op = &msg.route.operation;
         let is_delete = match op {
             Operation::Insert | Operation::Update => false,
@@ -53,7 +54,7 @@ impl Change {
             }
         };
         let body = content_object(msg);
-        let (key, kind) = object_key(msg, body.as_ref())?;
+        let (key, kind) = object_key(msg, body.as_deref())?;
         let meta_str = |field: &str| {
             body.as_ref()
                 .and_then(|b| b.pointer(&format!("/metadata/{field}")))
@@ -93,9 +94,9 @@ fn released(body: &Value) -> bool {
 }
 
 /// The content as a JSON object: an object as is, or a string holding one.
-fn content_object(msg: &Message) -> Option<Value> {
+fn content_object(msg: &Message) -> Option<Cow<'_, Value>> {
     let value = msg.content.content_json().ok()?;
-    value.is_object().then(|| value.into_owned())
+    value.is_object().then_some(value)
 }
 
 /// `(key, type)` of the one object `msg` addresses; the name may come from the content when
@@ -174,7 +175,9 @@ mod tests {
     #[test]
     fn reads_messages_as_writes() {
         let pod = json!({"metadata": {"name": "web", "uid": "u1", "resourceVersion": "7"}});
-        let c = Change::from_message(&msg("insert", "default/pod/web", pod.clone())).unwrap();
+        let m = msg("insert", "default/pod/web", pod.clone());
+        let c = Change::from_message(&m).unwrap();
+        assert!(matches!(&c.write, Write::Upsert(Cow::Borrowed(o)) if **o == pod));
         assert_eq!(
             (c.key.as_str(), c.kind.as_str()),
             ("default/pod/web", "pod")
@@ -187,9 +190,11 @@ mod tests {
             (c.key.as_str(), c.rv.as_deref()),
             ("null/node/n", Some("9"))
         );
-        let c = Change::from_message(&msg("delete", "default/pod/web", Value::Null)).unwrap();
+        let m = msg("delete", "default/pod/web", Value::Null);
+        let c = Change::from_message(&m).unwrap();
         assert_eq!((c.write, c.uid), (Write::Delete, None));
-        let c = Change::from_message(&msg("insert", "default/pod", pod)).unwrap();
+        let m = msg("insert", "default/pod", pod);
+        let c = Change::from_message(&m).unwrap();
         assert_eq!(c.key, "default/pod/web");
     }
 

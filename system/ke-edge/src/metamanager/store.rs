@@ -215,7 +215,7 @@ impl MetaStore {
                 uid: change.uid.as_deref(),
                 resource_version: change.rv.as_deref(),
                 object: match &change.write {
-                    Write::Upsert(obj) => Some(obj),
+                    Write::Upsert(obj) => Some(&**obj),
                     Write::Delete | Write::Release => None,
                 },
                 applied: &applied,
