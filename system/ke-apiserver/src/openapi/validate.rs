@@ -23,46 +23,70 @@ pub fn unknown_fields(info: &ResourceInfo, obj: &Value) -> Vec<String> {
     let mut walker = Walker {
         defs: schema::builtin_definitions(),
         found: BTreeSet::new(),
+        path: Vec::new(),
     };
     match &info.schema {
         SchemaSource::Builtin(def) => {
             if let Some(s) = walker.defs.get(*def) {
-                walker.walk(s, obj, "", false);
+                walker.walk(s, obj, false);
             }
         }
         SchemaSource::Crd(None) => {}
         SchemaSource::Crd(Some(s)) => {
             let kind = kinds::custom_kind_schema(info, Some(s));
-            walker.walk(&kind, obj, "", true);
+            walker.walk(&kind, obj, true);
         }
     }
     walker.found.into_iter().collect()
 }
 
-struct Walker<'a> {
-    defs: &'a BTreeMap<String, Value>,
-    found: BTreeSet<String>,
+/// One step of a field path: an object key or an array index.
+#[derive(Clone, Copy)]
+enum Seg<'v> {
+    Key(&'v str),
+    Index(usize),
 }
 
-fn child(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{path}.{key}")
-    }
+/// Walks an object against a schema. The path to the current field is kept as a stack of
+/// steps and written out only for an unknown field, so a valid object costs no string work.
+struct Walker<'a, 'v> {
+    defs: &'a BTreeMap<String, Value>,
+    found: BTreeSet<String>,
+    path: Vec<Seg<'v>>,
 }
 
 fn is_true(s: &Value, key: &str) -> bool {
     s.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
-impl Walker<'_> {
+impl<'v> Walker<'_, 'v> {
+    /// The current path as kube writes it: `spec.containers[0].imagee`.
+    fn path_text(&self) -> String {
+        let mut out = String::new();
+        for seg in &self.path {
+            match seg {
+                Seg::Key(k) => {
+                    if !out.is_empty() {
+                        out.push('.');
+                    }
+                    out.push_str(k);
+                }
+                Seg::Index(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+            }
+        }
+        out
+    }
+
     /// Walks `value` against `schema`; `structural` is true inside a custom resource's own
     /// schema (a reference always leads to a built-in definition).
-    fn walk(&mut self, schema: &Value, value: &Value, path: &str, structural: bool) {
+    fn walk(&mut self, schema: &Value, value: &'v Value, structural: bool) {
         if let Some(name) = schema::ref_name(schema) {
             if let Some(def) = self.defs.get(name) {
-                self.walk(def, value, path, false);
+                self.walk(def, value, false);
             }
             return;
         }
@@ -70,11 +94,13 @@ impl Walker<'_> {
             return;
         }
         match value {
-            Value::Object(m) => self.walk_object(schema, m, path, structural),
+            Value::Object(m) => self.walk_object(schema, m, structural),
             Value::Array(items) => {
                 if let Some(item_schema) = schema.get("items").filter(|s| s.is_object()) {
                     for (i, v) in items.iter().enumerate() {
-                        self.walk(item_schema, v, &format!("{path}[{i}]"), structural);
+                        self.path.push(Seg::Index(i));
+                        self.walk(item_schema, v, structural);
+                        self.path.pop();
                     }
                 }
             }
@@ -82,7 +108,7 @@ impl Walker<'_> {
         }
     }
 
-    fn walk_object(&mut self, s: &Value, m: &Map<String, Value>, path: &str, structural: bool) {
+    fn walk_object(&mut self, s: &Value, m: &'v Map<String, Value>, structural: bool) {
         let props = s.get("properties").and_then(Value::as_object);
         let additional = s.get("additionalProperties");
         let preserve = is_true(s, "x-kubernetes-preserve-unknown-fields");
@@ -91,27 +117,43 @@ impl Walker<'_> {
         // A built-in schema with no declared fields is free-form (RawExtension and the like).
         let closed = structural && object_type || props.is_some();
         for (key, v) in m {
-            let p = child(path, key);
-            if let Some(prop) = props.and_then(|ps| ps.get(key)) {
-                self.walk(prop, v, &p, structural);
-                continue;
+            self.path.push(Seg::Key(key));
+            self.walk_field(props, additional, preserve || !closed, embedded, key, v, structural);
+            self.path.pop();
+        }
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "the parent schema's facts, passed down once")]
+    fn walk_field(
+        &mut self,
+        props: Option<&Map<String, Value>>,
+        additional: Option<&Value>,
+        open: bool,
+        embedded: bool,
+        key: &str,
+        v: &'v Value,
+        structural: bool,
+    ) {
+        if let Some(prop) = props.and_then(|ps| ps.get(key)) {
+            self.walk(prop, v, structural);
+            return;
+        }
+        if embedded && (key == "apiVersion" || key == "kind") {
+            return;
+        }
+        if embedded && key == "metadata" {
+            if let Some(meta) = self.defs.get(OBJECT_META) {
+                self.walk(meta, v, false);
             }
-            if embedded && (key == "apiVersion" || key == "kind") {
-                continue;
-            }
-            if embedded && key == "metadata" {
-                if let Some(meta) = self.defs.get(OBJECT_META) {
-                    self.walk(meta, v, &p, false);
-                }
-                continue;
-            }
-            match additional {
-                Some(a @ Value::Object(_)) => self.walk(a, v, &p, structural),
-                Some(Value::Bool(true)) => {}
-                _ if preserve || !closed => {}
-                _ => {
-                    self.found.insert(p);
-                }
+            return;
+        }
+        match additional {
+            Some(a @ Value::Object(_)) => self.walk(a, v, structural),
+            Some(Value::Bool(true)) => {}
+            _ if open => {}
+            _ => {
+                let p = self.path_text();
+                self.found.insert(p);
             }
         }
     }
