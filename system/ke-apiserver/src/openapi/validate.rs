@@ -118,12 +118,23 @@ impl<'v> Walker<'_, 'v> {
         let closed = structural && object_type || props.is_some();
         for (key, v) in m {
             self.path.push(Seg::Key(key));
-            self.walk_field(props, additional, preserve || !closed, embedded, key, v, structural);
+            self.walk_field(
+                props,
+                additional,
+                preserve || !closed,
+                embedded,
+                key,
+                v,
+                structural,
+            );
             self.path.pop();
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "the parent schema's facts, passed down once")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the parent schema's facts, passed down once"
+    )]
     fn walk_field(
         &mut self,
         props: Option<&Map<String, Value>>,
