@@ -102,8 +102,11 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     init_tracing(LogColour::IfTerminal);
+    // Worker threads get the main thread's 8 MiB: an EdgeCore's poll nests deeply, and in
+    // a debug build (the tests' `fleet run --mode real`) tokio's default 2 MiB overflowed.
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 << 20)
         .build()
     {
         Ok(rt) => rt,
