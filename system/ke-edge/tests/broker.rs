@@ -82,10 +82,10 @@ async fn connect(addr: SocketAddr, id: &str) -> Client {
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
         while let Ok(ev) = events.poll().await {
-            if let Event::Incoming(p) = ev {
-                if tx.send(p).is_err() {
-                    return;
-                }
+            if let Event::Incoming(p) = ev
+                && tx.send(p).is_err()
+            {
+                return;
             }
         }
     });

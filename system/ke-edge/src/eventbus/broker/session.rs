@@ -323,10 +323,10 @@ impl Session {
                 Step::Read(Err(e)) | Step::Wrote(Err(e)) => return End::Io(e),
                 Step::Wrote(Ok(n)) => {
                     io.outbuf.advance(n);
-                    if io.outbuf.is_empty() {
-                        if let Err(e) = io.wr.flush().await {
-                            return End::Io(e);
-                        }
+                    if io.outbuf.is_empty()
+                        && let Err(e) = io.wr.flush().await
+                    {
+                        return End::Io(e);
                     }
                 }
                 Step::Deliver(Some(d)) => self.deliver(d, io),
