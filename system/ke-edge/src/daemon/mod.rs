@@ -26,7 +26,9 @@
 //! is told to stop; edged stops its containers. [`EdgeCore::run`] returns the first failure.
 //!
 //! `metaManager.enable` is ignored (MetaManager always runs); `edgeHub.enable: false` runs the
-//! node offline; `edged.enable: false` runs no pods.
+//! node offline; `edged.enable: false` runs no pods. `eventBus.mqttMode` 0 and 1 run the
+//! embedded MQTT broker ([`crate::eventbus::broker`]) on `mqttServerInternal` (see
+//! `event_bus_plan`).
 //!
 //! - `counted` (private): a runtime wrapper counting pod sandboxes (`edgecore_pods`).
 //! - `handle` (private): [`EdgeCoreHandle`], status and Prometheus text while running.
