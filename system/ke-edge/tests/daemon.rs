@@ -317,6 +317,25 @@ async fn mqtt_mode_0_serves_mappers_on_the_embedded_broker() {
     }
 
     let edge = start(cfg);
+    let body = unknown_device_update_result(port).await;
+    assert_eq!(body["code"], 404, "{body}");
+    let text = edge.handle.to_prometheus();
+    assert_eq!(
+        metric(&text, "edgecore_mqtt_broker_clients").as_deref(),
+        Some("2")
+    );
+    let published: u64 = metric(&text, "edgecore_mqtt_broker_messages_in_total")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(published >= 2, "the update and DeviceTwin's result: {text}");
+    edge.shutdown().await;
+}
+
+/// Publishes a twin update for an unknown device on the broker at 127.0.0.1:`port` (again
+/// every 300 ms, until edgecore's client has subscribed there) and returns DeviceTwin's
+/// answer on the result topic.
+async fn unknown_device_update_result(port: u16) -> serde_json::Value {
     let mut opts = rumqttc::MqttOptions::new("mapper", "127.0.0.1", port);
     opts.set_keep_alive(Duration::from_secs(30));
     let (client, mut events) = rumqttc::AsyncClient::new(opts, 16);
@@ -342,17 +361,37 @@ async fn mqtt_mode_0_serves_mappers_on_the_embedded_broker() {
             },
         }
     };
-    let body: serde_json::Value = serde_json::from_slice(&result.payload).unwrap();
-    assert_eq!(body["code"], 404, "{body}");
-    let text = edge.handle.to_prometheus();
-    assert_eq!(
-        metric(&text, "edgecore_mqtt_broker_clients").as_deref(),
-        Some("2")
-    );
-    let published: u64 = metric(&text, "edgecore_mqtt_broker_messages_in_total")
-        .unwrap()
-        .parse()
+    serde_json::from_slice(&result.payload).unwrap()
+}
+
+/// Goal: `mqttMode: 1` does what KubeEdge's does: the internal broker runs and DeviceTwin's
+/// EventBus is a client of both brokers. Method: an embedded broker started by the test plays
+/// the external one; a "mapper" on each broker gets DeviceTwin's answer to its request.
+#[tokio::test]
+async fn mqtt_mode_1_serves_both_brokers() {
+    use ke_edge::eventbus::broker::{Broker, BrokerConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let any = "127.0.0.1:0".parse().unwrap();
+    let external = Broker::bind(&TokioTransport, any, BrokerConfig::default())
+        .await
         .unwrap();
-    assert!(published >= 2, "the update and DeviceTwin's result: {text}");
+    let external_port = external.local_addr().port();
+    let stop_external = tokio_util::sync::CancellationToken::new();
+    let external = tokio::spawn(external.run(stop_external.clone().cancelled_owned()));
+    let internal_port = dead_port().await;
+    let mut cfg = config(dir.path(), dead_port().await);
+    cfg.modules.edge_hub.enable = false;
+    cfg.modules.edged.enable = false;
+    let bus = &mut cfg.modules.event_bus;
+    bus.mqtt_mode = 1;
+    bus.mqtt_server_internal = format!("tcp://127.0.0.1:{internal_port}");
+    bus.mqtt_server_external = format!("tcp://127.0.0.1:{external_port}");
+    let edge = start(cfg);
+    for port in [internal_port, external_port] {
+        let body = unknown_device_update_result(port).await;
+        assert_eq!(body["code"], 404, "on port {port}: {body}");
+    }
     edge.shutdown().await;
+    stop_external.cancel();
+    external.await.unwrap();
 }

@@ -304,7 +304,7 @@ impl<T: Transport> Broker<T> {
         let listener = transport.bind(addr).await.map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
         if !local.ip().is_loopback() {
-            warn!(addr = %local, "the MQTT broker has no authentication and listens beyond loopback");
+            warn!(addr = %local, "MQTT broker beyond loopback: it has no authentication");
         }
         info!(addr = %local, queue = cfg.session_queue_max, "MQTT broker listening");
         let shared = Arc::new(Shared {

@@ -117,7 +117,8 @@ pub(super) async fn serve<S: Stream>(shared: Arc<Shared>, conn: S, peer: SocketA
         };
         if end.is_protocol_error() {
             inc(&shared.metrics.closed_protocol);
-            warn!(reason = %end, cause = ?std::error::Error::source(&end).map(ToString::to_string), "MQTT connection closed");
+            let cause = std::error::Error::source(&end).map(ToString::to_string);
+            warn!(reason = %end, ?cause, "MQTT connection closed");
         } else {
             debug!(reason = %end, "MQTT connection closed");
         }
