@@ -343,7 +343,7 @@ async fn unknown_device_update_result(port: u16) -> serde_json::Value {
     client
         .subscribe(format!("{base}/result"), rumqttc::QoS::AtLeastOnce)
         .await
-        .unwrap();
+        .expect("test fixture");
     let update = r#"{"event_id":"e1","timestamp":0,"twin":{"t":{"actual":{"value":"1"}}}}"#;
     let deadline = Instant::now() + PATIENCE;
     let mut resend = tokio::time::interval(Duration::from_millis(300));
@@ -361,7 +361,7 @@ async fn unknown_device_update_result(port: u16) -> serde_json::Value {
             },
         }
     };
-    serde_json::from_slice(&result.payload).unwrap()
+    serde_json::from_slice(&result.payload).expect("DeviceTwin's result is JSON")
 }
 
 /// Goal: `mqttMode: 1` does what KubeEdge's does: the internal broker runs and DeviceTwin's
