@@ -21,3 +21,15 @@ pub const LIST_PAGE_MAX: usize = 100_000;
 /// 128 KiB per socket costs 2.7 GB per 10,000 nodes and slows the simulator 4×; frames larger
 /// than this still arrive (the buffer grows up to the frame limit while reading one).
 pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Largest MQTT packet (remaining length) edgecore's embedded broker reads; a client sending
+/// a larger one is disconnected before its payload is read. Twin payloads are at most 64 KiB.
+pub const MQTT_PACKET_BYTES_MAX: usize = 1024 * 1024;
+
+/// Client connections the embedded MQTT broker serves at once; further ones are closed at
+/// accept.
+pub const MQTT_CONNECTIONS_MAX: usize = 1_024;
+
+/// Subscriptions (topic filters) one MQTT client may hold on the embedded broker; a SUBSCRIBE
+/// beyond it gets the failure return code for the extra filters.
+pub const MQTT_SUBSCRIPTIONS_MAX: usize = 1_000;

@@ -630,11 +630,18 @@ pub struct EventBus {
     pub mqtt_qos: u8,
     /// `mqttMode`: 0 internal broker, 1 both, 2 external broker.
     pub mqtt_mode: u8,
+    /// `mqttSessionQueueSize`: messages the internal broker queues for one client; further
+    /// ones are dropped for that client (1 to [`MQTT_SESSION_QUEUE_MAX`]).
+    pub mqtt_session_queue_size: u32,
 }
+
+/// Largest `mqttSessionQueueSize` accepted.
+pub const MQTT_SESSION_QUEUE_MAX: u32 = 100_000;
 
 impl Default for EventBus {
     /// `enable: true`, `mqttServerExternal: tcp://127.0.0.1:1883`,
-    /// `mqttServerInternal: tcp://127.0.0.1:1884`, `mqttQOS: 0`, `mqttMode: 2`.
+    /// `mqttServerInternal: tcp://127.0.0.1:1884`, `mqttQOS: 0`, `mqttMode: 2`,
+    /// `mqttSessionQueueSize: 100` (KubeEdge's defaults).
     fn default() -> Self {
         Self {
             enable: true,
@@ -642,6 +649,7 @@ impl Default for EventBus {
             mqtt_server_internal: "tcp://127.0.0.1:1884".to_owned(),
             mqtt_qos: 0,
             mqtt_mode: 2,
+            mqtt_session_queue_size: 100,
         }
     }
 }
@@ -659,6 +667,21 @@ impl EventBus {
                 "modules.eventBus.mqttMode",
                 format!("{} is not 0, 1 or 2", self.mqtt_mode),
             ));
+        }
+        if !(1..=MQTT_SESSION_QUEUE_MAX).contains(&self.mqtt_session_queue_size) {
+            return Err(invalid(
+                "modules.eventBus.mqttSessionQueueSize",
+                format!(
+                    "{} is not between 1 and {MQTT_SESSION_QUEUE_MAX}",
+                    self.mqtt_session_queue_size
+                ),
+            ));
+        }
+        if self.enable && self.mqtt_mode < 2 {
+            non_empty(
+                "modules.eventBus.mqttServerInternal",
+                &self.mqtt_server_internal,
+            )?;
         }
         if self.enable && self.mqtt_mode > 0 {
             non_empty(

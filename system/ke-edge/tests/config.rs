@@ -52,6 +52,7 @@ modules:
     mqttQOS: 0
     mqttServerExternal: tcp://127.0.0.1:1883
     mqttServerInternal: tcp://127.0.0.1:1884
+    mqttSessionQueueSize: 100
   metaManager:
     enable: true
 "#;
@@ -208,6 +209,14 @@ fn validate_catches_bad_values() {
         (
             "modules:\n  eventBus:\n    mqttMode: 7\n",
             "modules.eventBus.mqttMode",
+        ),
+        (
+            "modules:\n  eventBus:\n    mqttSessionQueueSize: 0\n",
+            "modules.eventBus.mqttSessionQueueSize",
+        ),
+        (
+            "modules:\n  eventBus:\n    mqttMode: 0\n    mqttServerInternal: \"\"\n",
+            "modules.eventBus.mqttServerInternal",
         ),
     ];
     for (text, field) in cases {

@@ -282,3 +282,116 @@ async fn start_refusals() {
         other => panic!("expected a config error, got {other:?}"),
     }
 }
+
+/// Goal: `mqttMode: 0` needs no external broker: edgecore runs its embedded broker on
+/// `mqttServerInternal` and DeviceTwin's EventBus client connects to it; the broker's counters
+/// are in `/metrics`; a non-`tcp://` URL is refused naming the key. Method: an offline
+/// edgecore (EdgeHub and edged off); a rumqttc "mapper" on the internal port publishes a twin
+/// update for an unknown device (repeated until DeviceTwin's client has subscribed) and
+/// receives DeviceTwin's 404 on the result topic.
+#[tokio::test]
+async fn mqtt_mode_0_serves_mappers_on_the_embedded_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = dead_port().await;
+    let mut cfg = config(dir.path(), dead_port().await);
+    cfg.modules.edge_hub.enable = false;
+    cfg.modules.edged.enable = false;
+    cfg.modules.event_bus.mqtt_mode = 0;
+    cfg.modules.event_bus.mqtt_server_internal = format!("tcp://127.0.0.1:{port}");
+    cfg.modules.event_bus.mqtt_server_external = "tcp://127.0.0.1:1".to_owned();
+
+    let mut bad = cfg.clone();
+    bad.modules.event_bus.mqtt_server_internal = format!("ssl://127.0.0.1:{port}");
+    let runtime = ProcessRuntime::new(ProcessConfig::new(dir.path().join("kubelet")));
+    let deps = Deps {
+        transport: TokioTransport,
+        clock: Arc::new(SystemClock),
+        entropy: Entropy::seeded(Seed(3), "mqtt-mode-0"),
+    };
+    match EdgeCore::new(bad, deps, runtime) {
+        Err(Error::Config(ConfigError::Invalid { field, reason })) => {
+            assert_eq!(field, "modules.eventBus.mqttServerInternal");
+            assert!(reason.contains("tcp://"), "{reason}");
+        }
+        other => panic!("expected a config error, got {other:?}"),
+    }
+
+    let edge = start(cfg);
+    let body = unknown_device_update_result(port).await;
+    assert_eq!(body["code"], 404, "{body}");
+    let text = edge.handle.to_prometheus();
+    assert_eq!(
+        metric(&text, "edgecore_mqtt_broker_clients").as_deref(),
+        Some("2")
+    );
+    let published: u64 = metric(&text, "edgecore_mqtt_broker_messages_in_total")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(published >= 2, "the update and DeviceTwin's result: {text}");
+    edge.shutdown().await;
+}
+
+/// Publishes a twin update for an unknown device on the broker at 127.0.0.1:`port` (again
+/// every 300 ms, until edgecore's client has subscribed there) and returns DeviceTwin's
+/// answer on the result topic.
+async fn unknown_device_update_result(port: u16) -> serde_json::Value {
+    let mut opts = rumqttc::MqttOptions::new("mapper", "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 16);
+    let base = "$hw/events/device/default/nope/twin/update";
+    client
+        .subscribe(format!("{base}/result"), rumqttc::QoS::AtLeastOnce)
+        .await
+        .expect("test fixture");
+    let update = r#"{"event_id":"e1","timestamp":0,"twin":{"t":{"actual":{"value":"1"}}}}"#;
+    let deadline = Instant::now() + PATIENCE;
+    let mut resend = tokio::time::interval(Duration::from_millis(300));
+    let result = loop {
+        assert!(Instant::now() < deadline, "no result from DeviceTwin");
+        tokio::select! {
+            _ = resend.tick() => {
+                let _ = client.try_publish(base, rumqttc::QoS::AtLeastOnce, false, update);
+            }
+            ev = events.poll() => match ev {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => break p,
+                Ok(_) => {}
+                // The broker may not listen yet: rumqttc retries on the next poll.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            },
+        }
+    };
+    serde_json::from_slice(&result.payload).expect("DeviceTwin's result is JSON")
+}
+
+/// Goal: `mqttMode: 1` does what KubeEdge's does: the internal broker runs and DeviceTwin's
+/// EventBus is a client of both brokers. Method: an embedded broker started by the test plays
+/// the external one; a "mapper" on each broker gets DeviceTwin's answer to its request.
+#[tokio::test]
+async fn mqtt_mode_1_serves_both_brokers() {
+    use ke_edge::eventbus::broker::{Broker, BrokerConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let any = "127.0.0.1:0".parse().unwrap();
+    let external = Broker::bind(&TokioTransport, any, BrokerConfig::default())
+        .await
+        .unwrap();
+    let external_port = external.local_addr().port();
+    let stop_external = tokio_util::sync::CancellationToken::new();
+    let external = tokio::spawn(external.run(stop_external.clone().cancelled_owned()));
+    let internal_port = dead_port().await;
+    let mut cfg = config(dir.path(), dead_port().await);
+    cfg.modules.edge_hub.enable = false;
+    cfg.modules.edged.enable = false;
+    let bus = &mut cfg.modules.event_bus;
+    bus.mqtt_mode = 1;
+    bus.mqtt_server_internal = format!("tcp://127.0.0.1:{internal_port}");
+    bus.mqtt_server_external = format!("tcp://127.0.0.1:{external_port}");
+    let edge = start(cfg);
+    for port in [internal_port, external_port] {
+        let body = unknown_device_update_result(port).await;
+        assert_eq!(body["code"], 404, "on port {port}: {body}");
+    }
+    edge.shutdown().await;
+    stop_external.cancel();
+    external.await.unwrap();
+}

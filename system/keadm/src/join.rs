@@ -49,10 +49,20 @@ pub(crate) struct JoinArgs {
     /// Seconds to wait for the node to be registered.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
-    /// The MQTT broker DeviceTwin and the mappers share (`modules.eventBus.mqttServerExternal`),
-    /// `tcp://HOST:PORT`.
+    /// The external MQTT broker DeviceTwin and the mappers share
+    /// (`modules.eventBus.mqttServerExternal`), `tcp://HOST:PORT`; used with `--mqtt-mode` 1
+    /// and 2.
     #[arg(long, default_value = "tcp://127.0.0.1:1883")]
     mqtt_server: String,
+    /// `modules.eventBus.mqttMode` (edgefleet; KubeEdge's keadm has no such flag): 0 runs
+    /// edgecore's embedded broker on `--mqtt-internal-server` and DeviceTwin uses it (no
+    /// mosquitto needed); 1 runs it and also uses `--mqtt-server`; 2 uses `--mqtt-server` only.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    mqtt_mode: u8,
+    /// Where edgecore's embedded broker listens with `--mqtt-mode` 0 or 1
+    /// (`modules.eventBus.mqttServerInternal`), `tcp://IP:PORT`.
+    #[arg(long, default_value = "tcp://127.0.0.1:1884")]
+    mqtt_internal_server: String,
     /// Run without DeviceTwin and EventBus (no MQTT connection; devices are not served).
     #[arg(long)]
     no_devices: bool,
@@ -89,6 +99,8 @@ fn edge_config(a: &JoinArgs, dir: &Path, metrics_port: u16) -> anyhow::Result<Ed
             .insert(k.to_owned(), v.to_owned());
     }
     cfg.modules.event_bus.mqtt_server_external = a.mqtt_server.clone();
+    cfg.modules.event_bus.mqtt_server_internal = a.mqtt_internal_server.clone();
+    cfg.modules.event_bus.mqtt_mode = a.mqtt_mode;
     cfg.modules.event_bus.enable = !a.no_devices;
     cfg.modules.device_twin.enable = !a.no_devices;
     let edged = &mut cfg.modules.edged;

@@ -1,6 +1,7 @@
 //! Issue #6's acceptance with real processes on loopback: Debian's `mosquitto` as the node's
 //! broker, `keadm init` / `keadm join --mqtt-server`, the `mapper` binary, and kubectl for the
-//! Device CRDs. Needs `kubectl`, `mosquitto` and `mosquitto-clients` (ci/deps.sh installs the
+//! Device CRDs; and the same flow on edgecore's embedded broker (`--mqtt-mode 0`). Needs
+//! `kubectl`, `mosquitto` and `mosquitto-clients` (ci/deps.sh installs the
 //! latter two) and the workspace's binaries built.
 #![allow(
     clippy::unwrap_used,
@@ -265,6 +266,51 @@ fn devices_end_to_end_with_mosquitto_kubectl_and_the_mapper() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(reported(&c, "temperature").as_deref(), Some("23.5"));
     offline_reports_arrive_in_order(&c, port);
+}
+
+/// Goal: the same device flow with `mqttMode: 0` and no mosquitto running: edgecore's
+/// embedded broker is the node's broker. Method: `keadm join --mqtt-mode 0
+/// --mqtt-internal-server tcp://127.0.0.1:PORT`; `mosquitto_sub` on the embedded broker gets the
+/// delta of a desired value set with kubectl, and the mapper, pointed at the embedded broker,
+/// reports a value that appears in the DeviceStatus (and applies the desired one).
+#[test]
+fn devices_end_to_end_on_the_embedded_broker() {
+    let port = free_port();
+    let mqtt = format!("tcp://127.0.0.1:{port}");
+    let c = setup_with(
+        &["edge-1"],
+        &["--mqtt-mode", "0", "--mqtt-internal-server", &mqtt],
+    );
+    let (_sub, deltas) = subscribe(port, DELTA);
+    c.apply(MODEL_AND_DEVICE);
+    expect_line(&deltas, &[r#""target":"21""#]);
+    c.kubectl_ok(&[
+        "patch",
+        "device",
+        "thermo",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/properties/1/desired/value","value":"26"}]"#,
+    ]);
+    let line = expect_line(&deltas, &[r#""delta":{"target":"26"}"#]);
+    assert!(line.starts_with(DELTA), "{line}");
+    let _mapper = Proc(
+        Command::new(bin("mapper"))
+            .args(["--broker", &mqtt, "--device", "default/thermo"])
+            .args(["--period", "0.5", "virtual"])
+            .args(["--property", "temperature=const:19.5"])
+            .args(["--property", "target=actuator:0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the mapper's temperature in DeviceStatus", || {
+        reported(&c, "temperature").as_deref() == Some("19.5")
+    });
+    wait_for("the applied target in DeviceStatus", || {
+        reported(&c, "target").as_deref() == Some("26")
+    });
 }
 
 /// While cloudcore is down, five values are published locally; after it is back every one

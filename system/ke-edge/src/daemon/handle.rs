@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use crate::{
     devicetwin::TwinMetrics,
     edgehub::{CloudState, EdgeHubMetrics},
+    eventbus::broker::BrokerMetrics,
     node::NodeMetrics,
 };
 
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) dropped_twin: AtomicU64,
     /// DeviceTwin's counters.
     pub(crate) twin: Arc<TwinMetrics>,
+    /// The embedded MQTT broker's counters, once it listens (`mqttMode` 0 or 1).
+    pub(crate) broker: OnceLock<Arc<BrokerMetrics>>,
     /// The node's client TLS configuration, once the hub task has credentials (EdgeStream
     /// dials with it).
     pub(crate) tls: watch::Sender<Option<Arc<rustls::ClientConfig>>>,
@@ -97,6 +100,11 @@ impl EdgeCoreHandle {
         self.shared.twin.clone()
     }
 
+    /// The embedded MQTT broker's counters, once it listens (`mqttMode` 0 or 1).
+    pub fn broker_metrics(&self) -> Option<Arc<BrokerMetrics>> {
+        self.shared.broker.get().cloned()
+    }
+
     /// EdgeHub's counters, once EdgeHub runs (after the credentials are there).
     pub fn hub_metrics(&self) -> Option<Arc<EdgeHubMetrics>> {
         self.shared.hub.get().cloned()
@@ -112,7 +120,8 @@ impl EdgeCoreHandle {
     /// Everything in the Prometheus text format: EdgeHub's counters, the node agent's, and
     /// `edgecore_node_registered`, `edgecore_cloud_connected`, `edgecore_pods`,
     /// `edgecore_upstream_queue_depth`, `edgecore_messages_in_total{route}`,
-    /// `edgecore_messages_out_total`.
+    /// `edgecore_messages_out_total`, and the embedded broker's `edgecore_mqtt_broker_*`
+    /// when it runs.
     pub fn to_prometheus(&self) -> String {
         let s = &self.shared;
         let mut out = s.hub.get().map(|h| h.to_prometheus()).unwrap_or_default();
@@ -154,6 +163,9 @@ impl EdgeCoreHandle {
             get(&s.dropped_twin),
         );
         out.push_str(&s.twin.to_prometheus());
+        if let Some(broker) = s.broker.get() {
+            out.push_str(&broker.to_prometheus());
+        }
         let _ = writeln!(
             out,
             "# HELP edgecore_messages_out_total Upstream messages queued by the node agent.\n\

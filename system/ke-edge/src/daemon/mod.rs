@@ -26,7 +26,9 @@
 //! is told to stop; edged stops its containers. [`EdgeCore::run`] returns the first failure.
 //!
 //! `metaManager.enable` is ignored (MetaManager always runs); `edgeHub.enable: false` runs the
-//! node offline; `edged.enable: false` runs no pods.
+//! node offline; `edged.enable: false` runs no pods. `eventBus.mqttMode` 0 and 1 run the
+//! embedded MQTT broker ([`crate::eventbus::broker`]) on `mqttServerInternal` (see
+//! `event_bus_plan`).
 //!
 //! - `counted` (private): a runtime wrapper counting pod sandboxes (`edgecore_pods`).
 //! - `handle` (private): [`EdgeCoreHandle`], status and Prometheus text while running.
@@ -66,7 +68,11 @@ use crate::{
     edged::{PodManager, PodManagerConfig, Runtime},
     edgehub::{CloudState, EdgeHubConfig},
     edgestream::{EdgeStream, EdgeStreamConfig},
-    eventbus::{self, BusEnds, mqtt::MqttConfig},
+    eventbus::{
+        self, BusEnds,
+        broker::{self, Broker, BrokerConfig},
+        mqtt::MqttConfig,
+    },
     metamanager::{MetaManager, MetaStore},
     node::{NodeAgent, NodeConfig, NodeInputs, NodeMetrics, NodeResources},
 };
@@ -135,6 +141,10 @@ pub enum Error {
     /// DeviceTwin could not start or stopped.
     #[error("device twin stopped")]
     Twin(#[source] crate::devicetwin::Error),
+    /// The embedded MQTT broker (`mqttMode` 0 or 1) could not start. Not retryable: free the
+    /// `mqttServerInternal` address or change it.
+    #[error("the internal MQTT broker could not start")]
+    Broker(#[source] broker::Error),
     /// A task's channel closed under it (another task ended).
     #[error("the {channel} channel closed")]
     ChannelClosed {
@@ -169,8 +179,11 @@ pub struct EdgeCore<T: Transport, R: Runtime> {
     shared: Arc<Shared>,
     /// DeviceTwin, when `modules.deviceTwin.enable`.
     twin: Option<DeviceTwin>,
-    /// The MQTT broker, when DeviceTwin and `modules.eventBus` run and no bus was given.
-    mqtt: Option<MqttConfig>,
+    /// The brokers DeviceTwin's EventBus client connects to (none unless DeviceTwin and
+    /// `modules.eventBus` run; unused when a bus was given).
+    mqtt: Vec<MqttConfig>,
+    /// The embedded broker's address and bounds (`mqttMode` 0 or 1).
+    broker: Option<(SocketAddr, BrokerConfig)>,
     /// A bus given by the caller (the simulator's in-memory bus).
     bus: Option<BusEnds>,
     /// EdgeStream's settings, when `modules.edgeStream.enable`.
@@ -229,6 +242,7 @@ impl<T: Transport, R: Runtime> EdgeCore<T, R> {
             routed_twin: Default::default(),
             dropped_twin: Default::default(),
             twin: Arc::default(),
+            broker: OnceLock::new(),
             tls: watch::channel(None).0,
         });
         let twin = if cfg.modules.device_twin.enable {
@@ -245,7 +259,7 @@ impl<T: Transport, R: Runtime> EdgeCore<T, R> {
         } else {
             None
         };
-        let mqtt = mqtt_config(&cfg, twin.is_some())?;
+        let EventBusPlan { broker, mqtt } = event_bus_plan(&cfg, twin.is_some())?;
         let es = &cfg.modules.edge_stream;
         let stream_cfg = match es.enable && hub.enable {
             true => Some(EdgeStreamConfig::from_config(
@@ -268,6 +282,7 @@ impl<T: Transport, R: Runtime> EdgeCore<T, R> {
             shared,
             twin,
             mqtt,
+            broker,
             bus: None,
             stream_cfg,
         })
@@ -378,13 +393,26 @@ struct Tasks<T: Transport, R: Runtime> {
     upstream: (mpsc::Sender<Message>, mpsc::Receiver<Message>),
     twin: Option<DeviceTwin>,
     bus: Option<BusEnds>,
-    mqtt: Option<(MqttConfig, eventbus::AdapterEnds)>,
+    mqtt: Option<(Vec<MqttConfig>, eventbus::AdapterEnds)>,
+    broker: Option<BrokerSetup<T>>,
     stream: Option<EdgeStream<T>>,
+}
+
+/// The embedded broker, to bind when the tasks start.
+struct BrokerSetup<T: Transport> {
+    transport: T,
+    addr: SocketAddr,
+    cfg: BrokerConfig,
 }
 
 impl<T: Transport, R: Runtime> Tasks<T, R> {
     fn build(core: EdgeCore<T, R>, creds: Option<Result<EdgeCredentials, Join>>) -> Self {
         let deps = core.deps;
+        let broker = core.broker.map(|(addr, cfg)| BrokerSetup {
+            transport: deps.transport.clone(),
+            addr,
+            cfg,
+        });
         let clock = deps.clock.clone();
         let ids = |name: &str| ids_from(&deps.entropy, name);
         let meta = MetaManager::new(core.store.clone(), clock.clone(), ids("metamanager"));
@@ -424,13 +452,13 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
             paths: cert_paths(&core.cfg),
             creds,
         });
-        let (bus, mqtt) = match (core.bus, core.mqtt) {
+        let (bus, mqtt) = match (core.bus, core.mqtt.is_empty()) {
             (Some(bus), _) => (Some(bus), None),
-            (None, Some(mqtt)) => {
+            (None, false) => {
                 let (bus, adapter) = eventbus::bus_pair();
-                (Some(bus), Some((mqtt, adapter)))
+                (Some(bus), Some((core.mqtt, adapter)))
             }
-            (None, None) => (None, None),
+            (None, true) => (None, None),
         };
         Self {
             hub,
@@ -442,6 +470,7 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
             twin: core.twin,
             bus,
             mqtt,
+            broker,
             stream,
         }
     }
@@ -475,7 +504,12 @@ impl<T: Transport, R: Runtime> Tasks<T, R> {
             devices: twin_dev_rx,
             bus: self.bus,
         };
-        let twin = run_twin(self.twin, self.mqtt, twin_inputs, up_tx.clone(), stop);
+        let bus = EventBusTasks {
+            broker: self.broker,
+            mqtt: self.mqtt,
+            metrics: &shared.broker,
+        };
+        let twin = run_twin(self.twin, bus, twin_inputs, up_tx.clone(), stop);
         let pods = async {
             match self.pods {
                 Some(pods) => pods.run(edged_rx, reports_tx, stop.cancelled()).await,
@@ -543,18 +577,44 @@ async fn run_stream<T: Transport>(
     Ok(())
 }
 
-/// DeviceTwin and its MQTT adapter until shutdown (or just shutdown when it does not run).
-/// The adapter ends only at shutdown, and DeviceTwin keeps working while the broker is away.
-async fn run_twin(
+/// EventBus's parts: the embedded broker and the MQTT client.
+struct EventBusTasks<'a, T: Transport> {
+    broker: Option<BrokerSetup<T>>,
+    mqtt: Option<(Vec<MqttConfig>, eventbus::AdapterEnds)>,
+    /// Where the broker's counters are published for `/metrics`.
+    metrics: &'a OnceLock<Arc<broker::BrokerMetrics>>,
+}
+
+/// The embedded broker, DeviceTwin and its MQTT adapter until shutdown (or just shutdown when
+/// none runs). The broker is bound first, so the adapter's first connection to it succeeds;
+/// a failed bind stops edgecore. The adapter ends only at shutdown, and DeviceTwin keeps
+/// working while a broker is away.
+async fn run_twin<T: Transport>(
     twin: Option<DeviceTwin>,
-    mqtt: Option<(MqttConfig, eventbus::AdapterEnds)>,
+    bus: EventBusTasks<'_, T>,
     inputs: TwinInputs,
     upstream: mpsc::Sender<Message>,
     stop: &CancellationToken,
 ) -> Result<(), Error> {
+    let broker = match bus.broker {
+        Some(b) => {
+            let broker = Broker::bind(&b.transport, b.addr, b.cfg)
+                .await
+                .map_err(Error::Broker)?;
+            let _ = bus.metrics.set(broker.metrics());
+            Some(broker)
+        }
+        None => None,
+    };
+    let broker = async {
+        match broker {
+            Some(broker) => broker.run(stop.cancelled()).await,
+            None => stop.cancelled().await,
+        }
+    };
     let adapter = async {
-        match mqtt {
-            Some((cfg, ends)) => eventbus::mqtt::run(cfg, ends, stop.cancelled()).await,
+        match bus.mqtt {
+            Some((cfgs, ends)) => eventbus::mqtt::run(cfgs, ends, stop.cancelled()).await,
             None => stop.cancelled().await,
         }
     };
@@ -570,25 +630,56 @@ async fn run_twin(
             }
         }
     };
-    tokio::join!(adapter, twin).1
+    tokio::join!(broker, adapter, twin).2
 }
 
-/// The broker DeviceTwin's EventBus connects to, when both run. `mqttMode` 0 (internal broker
-/// only) is refused: no broker is embedded yet, so a mapper could not reach the node.
-fn mqtt_config(cfg: &EdgeCoreConfig, twin_on: bool) -> Result<Option<MqttConfig>, ConfigError> {
+/// What EventBus runs.
+#[derive(Debug, PartialEq)]
+struct EventBusPlan {
+    /// The embedded broker's address and bounds (`mqttMode` 0 or 1).
+    broker: Option<(SocketAddr, BrokerConfig)>,
+    /// The brokers DeviceTwin's client connects to.
+    mqtt: Vec<MqttConfig>,
+}
+
+/// What `modules.eventBus` asks for, as KubeEdge's EventBus does it
+/// (`edge/pkg/eventbus/eventbus.go`): `mqttMode` 0 runs the internal broker on
+/// `mqttServerInternal` and DeviceTwin's client connects to it; 2 connects to
+/// `mqttServerExternal` only; 1 does both (internal broker, and a client on each broker).
+/// The broker runs whenever EventBus does; the client only when DeviceTwin runs too.
+fn event_bus_plan(cfg: &EdgeCoreConfig, twin_on: bool) -> Result<EventBusPlan, ConfigError> {
     let bus = &cfg.modules.event_bus;
-    if !twin_on || !bus.enable {
-        return Ok(None);
+    let mut plan = EventBusPlan {
+        broker: None,
+        mqtt: Vec::new(),
+    };
+    if !bus.enable {
+        return Ok(plan);
     }
-    if bus.mqtt_mode == 0 {
-        return Err(ke_core::config::invalid(
-            "modules.eventBus.mqttMode",
-            "0 (internal broker only) is not supported: no broker is embedded; use 2 with an external broker",
-        ));
+    let client = |field: &'static str, url: &str| {
+        MqttConfig::from_url(url, cfg.node_name(), bus.mqtt_qos)
+            .map_err(|e| ke_core::config::invalid(field, e.to_string()))
+    };
+    if bus.mqtt_mode <= 1 {
+        let field = "modules.eventBus.mqttServerInternal";
+        let addr = broker::listen_addr(&bus.mqtt_server_internal)
+            .map_err(|reason| ke_core::config::invalid(field, reason))?;
+        let queue = usize::try_from(bus.mqtt_session_queue_size)
+            .expect("invariant: validate bounds mqttSessionQueueSize to 100,000");
+        let broker_cfg = BrokerConfig {
+            session_queue_max: queue,
+            ..BrokerConfig::default()
+        };
+        plan.broker = Some((addr, broker_cfg));
+        if twin_on {
+            plan.mqtt.push(client(field, &bus.mqtt_server_internal)?);
+        }
     }
-    MqttConfig::from_url(&bus.mqtt_server_external, cfg.node_name(), bus.mqtt_qos)
-        .map(Some)
-        .map_err(|e| ke_core::config::invalid("modules.eventBus.mqttServerExternal", e.to_string()))
+    if bus.mqtt_mode >= 1 && twin_on {
+        let field = "modules.eventBus.mqttServerExternal";
+        plan.mqtt.push(client(field, &bus.mqtt_server_external)?);
+    }
+    Ok(plan)
 }
 
 /// Awaits a task; however it ends, every other task is told to stop. The first failure is

@@ -2,15 +2,20 @@
 //! [`BusMessage`]s on two bounded channels ([`BusEnds`]), and whatever sits at the other end
 //! carries them:
 //!
-//! - [`mqtt`]: a `rumqttc` client to a broker (KubeEdge's `mqttServerExternal`, default
-//!   `tcp://127.0.0.1:1883`), subscribing to [`ke_proto::twin::SUBSCRIPTIONS`] with the
-//!   configured QoS and reconnecting every 5 s while the broker is away (the daemon);
+//! - [`mqtt`]: a `rumqttc` client to one or two brokers (KubeEdge's `mqttServerExternal`,
+//!   default `tcp://127.0.0.1:1883`, and/or `mqttServerInternal`), subscribing to
+//!   [`ke_proto::twin::SUBSCRIPTIONS`] with the configured QoS and reconnecting every 5 s
+//!   while a broker is away (the daemon);
+//! - [`broker`]: the embedded MQTT 3.1.1 broker edgecore runs on `mqttServerInternal` with
+//!   `mqttMode` 0 or 1, over a `ke_net::Transport`;
 //! - an in-memory bus in the simulator, where virtual mappers publish and subscribe on the
 //!   same topics with the same payloads.
 //!
 //! rumqttc opens its socket with tokio directly, outside the `ke_net::Transport` seam: that is
-//! why the simulator never runs [`mqtt`] and uses the channel seam instead.
+//! why the simulator never runs [`mqtt`] and uses the channel seam instead. The broker does
+//! take its sockets from the transport.
 
+pub mod broker;
 pub mod mqtt;
 
 use tokio::sync::mpsc;

@@ -78,26 +78,38 @@ impl MqttConfig {
     }
 }
 
-/// Runs the adapter until `shutdown` resolves or DeviceTwin's ends close.
-pub async fn run(cfg: MqttConfig, ends: AdapterEnds, shutdown: impl Future<Output = ()>) {
-    let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
-    opts.set_keep_alive(cfg.keep_alive);
-    opts.set_clean_session(true);
-    opts.set_max_packet_size(BUS_PAYLOAD_MAX + 1024, BUS_PAYLOAD_MAX + 1024);
-    let (client, events) = AsyncClient::new(opts, REQUEST_QUEUE_MAX);
+/// Runs the adapter until `shutdown` resolves or DeviceTwin's ends close: one client per
+/// broker in `brokers` (two with `mqttMode` 1, as KubeEdge's EventBus publishes to and
+/// receives from both the internal and the external broker). Publications from every broker
+/// reach DeviceTwin; each of DeviceTwin's publications goes to every broker.
+pub async fn run(brokers: Vec<MqttConfig>, ends: AdapterEnds, shutdown: impl Future<Output = ()>) {
+    let mut clients = Vec::with_capacity(brokers.len());
+    let mut polls = Vec::with_capacity(brokers.len());
     let AdapterEnds { incoming, outgoing } = ends;
+    for cfg in brokers {
+        let mut opts = MqttOptions::new(cfg.client_id.clone(), cfg.host.clone(), cfg.port);
+        opts.set_keep_alive(cfg.keep_alive);
+        opts.set_clean_session(true);
+        opts.set_max_packet_size(BUS_PAYLOAD_MAX + 1024, BUS_PAYLOAD_MAX + 1024);
+        let (client, events) = AsyncClient::new(opts, REQUEST_QUEUE_MAX);
+        clients.push((client.clone(), cfg.qos()));
+        polls.push(poll(events, client, cfg, incoming.clone()));
+    }
+    drop(incoming);
     tokio::select! {
         () = shutdown => {}
-        () = poll(events, &client, &cfg, incoming) => {}
-        () = publish(&client, cfg.qos(), outgoing) => {}
+        _ = futures::future::join_all(polls) => {}
+        () = publish(&clients, outgoing) => {}
     }
-    let _ = client.try_disconnect();
+    for (client, _) in clients {
+        let _ = client.try_disconnect();
+    }
 }
 
 async fn poll(
     mut events: EventLoop,
-    client: &AsyncClient,
-    cfg: &MqttConfig,
+    client: AsyncClient,
+    cfg: MqttConfig,
     incoming: tokio::sync::mpsc::Sender<BusMessage>,
 ) {
     let mut down = false;
@@ -124,7 +136,8 @@ async fn poll(
             Ok(other) => debug!(event = ?other, "mqtt event"),
             Err(e) => {
                 if !down {
-                    warn!(error = %e, retry_in_s = RECONNECT_DELAY.as_secs(), "MQTT broker unreachable");
+                    warn!(broker = %format!("{}:{}", cfg.host, cfg.port), error = %e,
+                        retry_in_s = RECONNECT_DELAY.as_secs(), "MQTT broker unreachable");
                     down = true;
                 }
                 tokio::time::sleep(RECONNECT_DELAY).await;
@@ -133,15 +146,33 @@ async fn poll(
     }
 }
 
+/// Publishes DeviceTwin's messages. With one broker a full request queue holds DeviceTwin
+/// (which then drops and counts in its own queue); with two, a message that does not fit one
+/// broker's queue is dropped for that broker only, so an unreachable external broker never
+/// holds up the internal one.
 async fn publish(
-    client: &AsyncClient,
-    qos: QoS,
+    clients: &[(AsyncClient, QoS)],
     mut outgoing: tokio::sync::mpsc::Receiver<BusMessage>,
 ) {
+    let mut dropping = vec![false; clients.len()];
     while let Some(msg) = outgoing.recv().await {
-        if let Err(e) = client.publish(msg.topic, qos, false, msg.payload).await {
-            warn!(error = %e, "MQTT publish failed");
-            return;
+        if let [(client, qos)] = clients {
+            if let Err(e) = client.publish(msg.topic, *qos, false, msg.payload).await {
+                warn!(error = %e, "MQTT publish failed");
+                return;
+            }
+            continue;
+        }
+        for ((client, qos), dropping) in clients.iter().zip(&mut dropping) {
+            let sent = client.try_publish(msg.topic.clone(), *qos, false, msg.payload.clone());
+            match sent {
+                Ok(()) => *dropping = false,
+                Err(e) if !*dropping => {
+                    warn!(error = %e, topic = %msg.topic, "MQTT publish dropped for one broker");
+                    *dropping = true;
+                }
+                Err(_) => {}
+            }
         }
     }
 }
