@@ -172,6 +172,19 @@ pub fn encode_text(msg: &Message) -> String {
     serde_json::to_string(msg).expect("invariant: every Message serialises")
 }
 
+/// Encodes a message as text, refusing a frame the peer's decoder would reject (the text a
+/// sender keeps for its first write and every resend).
+pub fn encode_text_with(msg: &Message, limits: &Limits) -> Result<String, EncodeError> {
+    let text = encode_text(msg);
+    if text.len() > limits.frame_bytes_max {
+        return Err(EncodeError::TooLarge {
+            len: text.len(),
+            max: limits.frame_bytes_max,
+        });
+    }
+    Ok(text)
+}
+
 /// Encodes a message, refusing a frame the peer's decoder would reject.
 pub fn encode_with(msg: &Message, limits: &Limits) -> Result<Vec<u8>, EncodeError> {
     let buf = encode(msg);

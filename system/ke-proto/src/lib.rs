@@ -38,7 +38,7 @@ pub mod twin;
 pub use ack::Delivery;
 pub use codec::{
     DecodeError, EncodeError, FRAME_BYTES_MAX, Field, Limits, Malformation, decode, decode_strict,
-    decode_with, encode, encode_into, encode_text, encode_with,
+    decode_with, encode, encode_into, encode_text, encode_text_with, encode_with,
 };
 pub use content::{Content, ContentError, OK_TEXT};
 pub use ids::{MsgIdSource, NodeId, NodeIdError, SequentialIds};

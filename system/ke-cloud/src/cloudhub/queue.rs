@@ -21,6 +21,7 @@ use std::{
 
 use ke_proto::{Delivery, Group, Message, Operation};
 use tokio::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 use super::{Queued, config::HubConfig};
 
@@ -40,10 +41,34 @@ enum State {
     Backoff { until: Instant },
 }
 
+/// A queued message and its encoded text: encoded once when queued (the size check needs
+/// it anyway), written as is at every send and resend.
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    pub(crate) msg: Arc<Message>,
+    pub(crate) text: Utf8Bytes,
+}
+
+impl Frame {
+    pub(crate) fn new(msg: Message, text: String) -> Self {
+        Self {
+            msg: Arc::new(msg),
+            text: Utf8Bytes::from(text),
+        }
+    }
+
+    /// Encodes `msg` (tests and callers without a size limit).
+    #[cfg(test)]
+    pub(crate) fn encode(msg: Message) -> Self {
+        let text = ke_proto::encode_text(&msg);
+        Self::new(msg, text)
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
-    /// Shared with the frames handed out, so a (re)send does not copy the object.
-    msg: Arc<Message>,
+    /// Shared with the frames handed out, so a (re)send copies neither object nor text.
+    frame: Frame,
     rv: Option<u64>,
     delete: bool,
     /// A delete that is only a release (the object may be sent again).
@@ -56,12 +81,13 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(msg: Message) -> Self {
+    fn new(frame: Frame) -> Self {
+        let msg = &frame.msg;
         Self {
             rv: msg.header.resource_version.parse().ok(),
             delete: msg.is_delete(),
             release: msg.is_release(),
-            msg: Arc::new(msg),
+            frame,
             state: State::Ready,
             timeouts: 0,
             first_sent: None,
@@ -125,7 +151,7 @@ impl From<&HubConfig> for QueueLimits {
 #[derive(Debug, Default)]
 pub(crate) struct Poll {
     /// Frames to write, in order.
-    pub(crate) frames: Vec<Arc<Message>>,
+    pub(crate) frames: Vec<Frame>,
     /// How many of them are resends.
     pub(crate) resends: u64,
     /// Messages whose sends ran out (re-queued with backoff).
@@ -143,7 +169,7 @@ pub(crate) struct NodeQueue {
     /// `msg_id` of every entry sent at least once -> its key (lookup only).
     sent_ids: HashMap<String, Key>,
     inflight: usize,
-    noack: VecDeque<Message>,
+    noack: VecDeque<Frame>,
     limits: QueueLimits,
 }
 
@@ -161,30 +187,30 @@ impl NodeQueue {
     }
 
     /// Queues a downstream message by its delivery mode.
-    pub(crate) fn push(&mut self, msg: Message) -> Result<Queued, PushError> {
-        match msg.delivery() {
-            Delivery::NoAck => self.push_noack(msg),
+    pub(crate) fn push(&mut self, frame: Frame) -> Result<Queued, PushError> {
+        match frame.msg.delivery() {
+            Delivery::NoAck => self.push_noack(frame),
             Delivery::DropMissingResourceVersion => Err(PushError::MissingResourceVersion),
-            Delivery::Ack => self.push_ack(msg),
+            Delivery::Ack => self.push_ack(frame),
         }
     }
 
     /// Queues a message to be sent once, whatever its delivery mode (replies to edge
     /// requests: the requester retries, so they need no ACK).
-    pub(crate) fn push_noack(&mut self, msg: Message) -> Result<Queued, PushError> {
+    pub(crate) fn push_noack(&mut self, frame: Frame) -> Result<Queued, PushError> {
         if self.noack.len() >= self.limits.noack_len_max {
             return Err(PushError::Full {
                 queue: "noack",
                 max: self.limits.noack_len_max,
             });
         }
-        self.noack.push_back(msg);
+        self.noack.push_back(frame);
         Ok(Queued::New)
     }
 
-    fn push_ack(&mut self, msg: Message) -> Result<Queued, PushError> {
-        let key = key_of(&msg);
-        let incoming = Entry::new(msg);
+    fn push_ack(&mut self, frame: Frame) -> Result<Queued, PushError> {
+        let key = key_of(&frame.msg);
+        let incoming = Entry::new(frame);
         let Some(old) = self.entries.get(&key) else {
             if self.entries.len() >= self.limits.ack_objects_max {
                 return Err(PushError::Full {
@@ -203,7 +229,7 @@ impl NodeQueue {
             .entries
             .insert(key.clone(), incoming)
             .expect("invariant: the key was just found");
-        self.sent_ids.remove(&old.msg.header.id);
+        self.sent_ids.remove(&old.frame.msg.header.id);
         match old.state {
             State::Ready => {} // keeps its place in `ready`
             State::InFlight { deadline, .. } => {
@@ -225,10 +251,10 @@ impl NodeQueue {
         let mut out = Poll::default();
         self.fire_timers(now, batch_max, &mut out);
         while out.frames.len() < batch_max {
-            let Some(msg) = self.noack.pop_front() else {
+            let Some(frame) = self.noack.pop_front() else {
                 break;
             };
-            out.frames.push(Arc::new(msg));
+            out.frames.push(frame);
         }
         while out.frames.len() < batch_max && self.inflight < self.limits.inflight_max {
             let Some(key) = self.ready.pop_front() else {
@@ -261,7 +287,7 @@ impl NodeQueue {
                         sends: sends + 1,
                         deadline,
                     };
-                    out.frames.push(Arc::clone(&entry.msg));
+                    out.frames.push(entry.frame.clone());
                     out.resends += 1;
                     self.timers.insert((deadline, key));
                 }
@@ -290,9 +316,9 @@ impl NodeQueue {
         let deadline = now + self.limits.resend_interval;
         entry.state = State::InFlight { sends: 1, deadline };
         entry.first_sent.get_or_insert(now);
-        out.frames.push(Arc::clone(&entry.msg));
+        out.frames.push(entry.frame.clone());
         self.sent_ids
-            .insert(entry.msg.header.id.clone(), key.clone());
+            .insert(entry.frame.msg.header.id.clone(), key.clone());
         self.inflight += 1;
         self.timers.insert((deadline, key));
     }

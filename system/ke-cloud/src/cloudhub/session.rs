@@ -7,7 +7,7 @@ use std::{collections::VecDeque, net::SocketAddr, sync::Arc};
 
 use futures::{SinkExt, StreamExt, stream::SplitSink, stream::SplitStream};
 use ke_net::Stream;
-use ke_proto::{DecodeError, Message, NodeId, Operation, decode_strict, encode_text};
+use ke_proto::{DecodeError, Message, NodeId, Operation, decode_strict};
 use tokio::{
     sync::mpsc,
     time::{Instant, sleep_until, timeout},
@@ -378,8 +378,8 @@ async fn write_loop<C: Stream>(
         }
         let n = poll.frames.len() as u64;
         let batch = async {
-            for msg in &poll.frames {
-                sink.feed(WsMessage::text(encode_text(msg))).await?;
+            for frame in &poll.frames {
+                sink.feed(WsMessage::Text(frame.text.clone())).await?;
             }
             sink.flush().await
         };

@@ -9,7 +9,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use ke_proto::{Limits, Message, NodeId, encode_with, strip_node_prefix};
+use ke_proto::{Limits, Message, NodeId, encode_text_with, strip_node_prefix};
 use tokio::{
     sync::{Notify, mpsc},
     time::Instant,
@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 use super::{
     CloseReason, HubConfig, HubEvent, Queued, SendError,
     metrics::{Counters, Gauges, MetricsSnapshot, inc},
-    queue::{NodeQueue, Poll, PushError, QueueLimits},
+    queue::{Frame, NodeQueue, Poll, PushError, QueueLimits},
 };
 
 /// State shared by the accept loop, every session and every [`HubHandle`].
@@ -263,7 +263,7 @@ impl Shared {
         {
             msg.route.resource = rest.to_owned(); // KubeEdge's TrimMessage
         }
-        check_size(node, &msg, &self.cfg.frame_limits)?;
+        let text = encoded(node, &msg, &self.cfg.frame_limits)?;
         let mut guard = self.lock();
         let st = &mut *guard;
         if !st.nodes.contains_key(node) && !self.make_slot(st, node) {
@@ -277,10 +277,11 @@ impl Shared {
             .get_mut(node)
             .expect("invariant: slot exists or was made");
         let msg_id = msg.header.id.clone();
+        let frame = Frame::new(msg, text);
         let pushed = if reply {
-            slot.queue.push_noack(msg)
+            slot.queue.push_noack(frame)
         } else {
-            slot.queue.push(msg)
+            slot.queue.push(frame)
         };
         let queued = pushed.map_err(|e| match e {
             PushError::Full { queue, max } => SendError::QueueFull {
@@ -336,9 +337,10 @@ fn insert_slot(st: &mut State, node: &NodeId, limits: QueueLimits) {
     st.nodes.insert(node.clone(), slot);
 }
 
-fn check_size(node: &NodeId, msg: &Message, limits: &Limits) -> Result<(), SendError> {
-    match encode_with(msg, limits) {
-        Ok(_) => Ok(()),
+/// The message's frame text, or why it cannot be sent.
+fn encoded(node: &NodeId, msg: &Message, limits: &Limits) -> Result<String, SendError> {
+    match encode_text_with(msg, limits) {
+        Ok(text) => Ok(text),
         Err(ke_proto::EncodeError::TooLarge { len, max }) => Err(SendError::TooLarge {
             node: node.clone(),
             msg_id: msg.header.id.clone(),
@@ -435,6 +437,6 @@ impl HubHandle {
     /// The messages due for session `id` of `node` now, in send order.
     pub(crate) fn test_frames(&self, node: &NodeId, id: u64) -> Vec<Message> {
         let (poll, _) = self.shared.poll(node, id, Instant::now());
-        poll.frames.iter().map(|m| (**m).clone()).collect()
+        poll.frames.iter().map(|f| (*f.msg).clone()).collect()
     }
 }

@@ -21,7 +21,10 @@ fn pod(id: &str, uid: &str, rv: u64, op: Operation) -> Message {
 }
 
 fn ids(poll: &Poll) -> Vec<&str> {
-    poll.frames.iter().map(|m| m.header.id.as_str()).collect()
+    poll.frames
+        .iter()
+        .map(|f| f.msg.header.id.as_str())
+        .collect()
 }
 
 /// Goal: the ACK store coalesces by UID with KubeEdge's rules. Method: push updates with
@@ -32,25 +35,25 @@ fn coalesces_by_uid_and_resource_version() {
     let mut q = NodeQueue::new(limits());
     let t = Instant::now();
     assert_eq!(
-        q.push(pod("a", "u1", 5, Operation::Update)),
+        q.push(Frame::encode(pod("a", "u1", 5, Operation::Update))),
         Ok(Queued::New)
     );
     assert_eq!(
-        q.push(pod("b", "u1", 7, Operation::Update)),
+        q.push(Frame::encode(pod("b", "u1", 7, Operation::Update))),
         Ok(Queued::Replaced)
     );
     assert_eq!(
-        q.push(pod("c", "u1", 6, Operation::Update)),
+        q.push(Frame::encode(pod("c", "u1", 6, Operation::Update))),
         Ok(Queued::Superseded)
     );
     assert_eq!(ids(&q.poll(t, 10)), ["b"]);
     // A delete replaces even an in-flight update; nothing replaces the delete.
     assert_eq!(
-        q.push(pod("d", "u1", 7, Operation::Delete)),
+        q.push(Frame::encode(pod("d", "u1", 7, Operation::Delete))),
         Ok(Queued::Replaced)
     );
     assert_eq!(
-        q.push(pod("e", "u1", 9, Operation::Update)),
+        q.push(Frame::encode(pod("e", "u1", 9, Operation::Update))),
         Ok(Queued::Superseded)
     );
     assert_eq!(ids(&q.poll(t, 10)), ["d"]);
@@ -68,7 +71,8 @@ fn coalesces_by_uid_and_resource_version() {
 fn resend_then_backoff_then_retry() {
     let mut q = NodeQueue::new(limits());
     let t0 = Instant::now();
-    q.push(pod("a", "u1", 1, Operation::Insert)).unwrap();
+    q.push(Frame::encode(pod("a", "u1", 1, Operation::Insert)))
+        .unwrap();
     assert_eq!(ids(&q.poll(t0, 10)), ["a"]);
     assert!(q.poll(t0 + Duration::from_secs(4), 10).frames.is_empty());
     let t5 = t0 + Duration::from_secs(5);
@@ -96,10 +100,11 @@ fn inflight_window_and_bounds() {
     let mut q = NodeQueue::new(limits());
     let t = Instant::now();
     for (id, uid) in [("a", "u1"), ("b", "u2"), ("c", "u3")] {
-        q.push(pod(id, uid, 1, Operation::Insert)).unwrap();
+        q.push(Frame::encode(pod(id, uid, 1, Operation::Insert)))
+            .unwrap();
     }
     assert_eq!(
-        q.push(pod("x", "u4", 1, Operation::Insert)),
+        q.push(Frame::encode(pod("x", "u4", 1, Operation::Insert))),
         Err(PushError::Full {
             queue: "ack",
             max: 3
@@ -107,7 +112,7 @@ fn inflight_window_and_bounds() {
     );
     assert_eq!(ids(&q.poll(t, 10)), ["a", "b"]);
     assert_eq!(
-        q.push(pod("c2", "u3", 2, Operation::Update)),
+        q.push(Frame::encode(pod("c2", "u3", 2, Operation::Update))),
         Ok(Queued::Replaced)
     );
     assert!(q.poll(t, 10).frames.is_empty());
@@ -115,7 +120,10 @@ fn inflight_window_and_bounds() {
     assert_eq!(ids(&q.poll(t, 10)), ["c2"]);
     let mut unrv = pod("n", "u9", 1, Operation::Update);
     unrv.header.resource_version.clear();
-    assert_eq!(q.push(unrv), Err(PushError::MissingResourceVersion));
+    assert_eq!(
+        q.push(Frame::encode(unrv)),
+        Err(PushError::MissingResourceVersion)
+    );
 }
 
 /// Goal: no-ACK messages go once, in order, bounded; a session reset resends in-flight
@@ -133,15 +141,18 @@ fn noack_and_reset() {
         );
         Message::new(id, 0, route, Content::null())
     };
-    q.push(pod("a", "u1", 1, Operation::Insert)).unwrap();
+    q.push(Frame::encode(pod("a", "u1", 1, Operation::Insert)))
+        .unwrap();
     assert_eq!(ids(&q.poll(t, 10)), ["a"]);
-    q.push(pod("b", "u2", 1, Operation::Insert)).unwrap();
+    q.push(Frame::encode(pod("b", "u2", 1, Operation::Insert)))
+        .unwrap();
     let mut node_update = noack("n1");
     node_update.route.operation = Operation::Insert; // node insert from edgecontroller: no ACK
-    q.push(node_update).unwrap();
-    q.push(noack("n2").with_resource("null/lease/e")).unwrap();
+    q.push(Frame::encode(node_update)).unwrap();
+    q.push(Frame::encode(noack("n2").with_resource("null/lease/e")))
+        .unwrap();
     assert!(matches!(
-        q.push(noack("n3").with_resource("null/lease/e")),
+        q.push(Frame::encode(noack("n3").with_resource("null/lease/e"))),
         Err(PushError::Full { queue: "noack", .. })
     ));
     q.reset_inflight();
@@ -160,19 +171,19 @@ fn a_send_replaces_a_pending_release_but_not_a_delete() {
     release.content = Content(json!({"metadata": {"name": "p", "uid": "u1",
         "annotations": {ke_proto::inventory::RELEASED_ANNOTATION: "true"}}}));
     assert!(release.is_release());
-    assert_eq!(q.push(release), Ok(Queued::New));
+    assert_eq!(q.push(Frame::encode(release)), Ok(Queued::New));
     assert_eq!(
-        q.push(pod("i", "u1", 5, Operation::Insert)),
+        q.push(Frame::encode(pod("i", "u1", 5, Operation::Insert))),
         Ok(Queued::Replaced)
     );
     assert_eq!(ids(&q.poll(t, 10)), ["i"]);
     let mut q = NodeQueue::new(limits());
     assert_eq!(
-        q.push(pod("d", "u2", 5, Operation::Delete)),
+        q.push(Frame::encode(pod("d", "u2", 5, Operation::Delete))),
         Ok(Queued::New)
     );
     assert_eq!(
-        q.push(pod("i", "u2", 6, Operation::Insert)),
+        q.push(Frame::encode(pod("i", "u2", 6, Operation::Insert))),
         Ok(Queued::Superseded)
     );
     assert_eq!(ids(&q.poll(t, 10)), ["d"]);
