@@ -163,6 +163,12 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (k, v) VALUES ('rv', 0);
 ";
 
+/// The resourceVersion counter of a database: the counter row (written by deletes, whose
+/// version no row keeps) or the newest object's version, whichever is larger. No row when
+/// the database has no counter (not a store).
+const RV_SQL: &str =
+    "SELECT max(v, coalesce((SELECT max(rv) FROM objects), 0)) FROM meta WHERE k = 'rv'";
+
 /// The storage key of an object: `ns/name` or `name`.
 pub fn object_key(namespace: &str, name: &str) -> String {
     if namespace.is_empty() {
@@ -197,7 +203,7 @@ impl Store {
 
     fn from_connection(db: Connection, opts: StoreOptions) -> Result<Self, StoreError> {
         db.execute_batch(SCHEMA)?;
-        let rv: u64 = db.query_row("SELECT v FROM meta WHERE k = 'rv'", [], |r| r.get(0))?;
+        let rv: u64 = db.query_row(RV_SQL, [], |r| r.get(0))?;
         let objects = load_objects(&db)?;
         let (tx, _) = broadcast::channel(opts.fanout_buffer_max.max(1));
         let inner = Inner {
@@ -422,8 +428,14 @@ fn persist(
             let rv = i64::try_from(obj.rv).unwrap_or(i64::MAX);
             st.execute(params![prefix, key, rv, &obj.json[..]])?;
         }
-        let mut st = tx.prepare_cached("UPDATE meta SET v = ?1 WHERE k = 'rv'")?;
-        st.execute(params![i64::try_from(obj.rv).unwrap_or(i64::MAX)])?;
+        // The counter row is written only by deletes: any other write leaves its version in
+        // its own row, and the counter is the larger of the row and every object's version
+        // (`RV_SQL`). One page less per commit (the API server's commit was 4% of a
+        // simulated fleet's time, mostly writing WAL pages).
+        if kind == EventType::Deleted {
+            let mut st = tx.prepare_cached("UPDATE meta SET v = ?1 WHERE k = 'rv'")?;
+            st.execute(params![i64::try_from(obj.rv).unwrap_or(i64::MAX)])?;
+        }
     }
     tx.commit()?;
     Ok(())
@@ -474,7 +486,5 @@ fn rollback(
 /// Reads the persisted resourceVersion counter of a database file (durability checks).
 pub fn read_rv(path: &Path) -> Result<Option<u64>, StoreError> {
     let db = Connection::open(path)?;
-    Ok(db
-        .query_row("SELECT v FROM meta WHERE k = 'rv'", [], |r| r.get(0))
-        .optional()?)
+    Ok(db.query_row(RV_SQL, [], |r| r.get(0)).optional()?)
 }
