@@ -2,9 +2,11 @@
 //! reads plus a bounded window of recent change events for watches.
 //!
 //! Every write runs under one lock: it takes the next resourceVersion, commits the new state
-//! and the counter in one SQLite transaction, and only then updates memory and publishes the
-//! event. So an acknowledged write is on disk, resourceVersions strictly increase (also across
-//! restarts, the counter is persisted), and watchers see events in resourceVersion order.
+//! with that version in one SQLite transaction (an object's version in its row; a delete's in
+//! the counter row), and only then updates memory and publishes the event. So an acknowledged
+//! write is on disk, resourceVersions strictly increase (also across restarts: the counter is
+//! the larger of the counter row and the newest row), and watchers see events in
+//! resourceVersion order.
 //!
 //! - [`object`]: the stored object form ([`Obj`]).
 
