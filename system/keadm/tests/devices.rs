@@ -196,6 +196,21 @@ spec:
     desired: {value: \"21\"}
 ";
 
+/// Creates the model and device `thermo` with kubectl, waits for the first delta (the model's
+/// desired target 21) on the broker at `port`, then sets the desired target to `value` with
+/// kubectl and waits for that delta.
+fn model_device_and_desired_delta(c: &Cluster, port: u16, value: &str) {
+    let (_sub, deltas) = subscribe(port, DELTA);
+    c.apply(MODEL_AND_DEVICE);
+    expect_line(&deltas, &[r#""target":"21""#]);
+    let patch = format!(
+        r#"[{{"op":"replace","path":"/spec/properties/1/desired/value","value":"{value}"}}]"#
+    );
+    c.kubectl_ok(&["patch", "device", "thermo", "--type=json", "-p", &patch]);
+    let line = expect_line(&deltas, &[&format!(r#""delta":{{"target":"{value}"}}"#)]);
+    assert!(line.starts_with(DELTA), "{line}");
+}
+
 fn twin_update(value: &str) -> String {
     format!(
         r#"{{"event_id":"e{value}","timestamp":0,"twin":{{"temperature":{{"actual":{{"value":"{value}"}},"metadata":{{"type":"float"}}}}}}}}"#
@@ -217,19 +232,7 @@ fn devices_end_to_end_with_mosquitto_kubectl_and_the_mapper() {
         );
     }
     // 1. DeviceModel and Device with kubectl; a desired value set with kubectl → delta on MQTT.
-    let (_sub, deltas) = subscribe(port, DELTA);
-    c.apply(MODEL_AND_DEVICE);
-    expect_line(&deltas, &[r#""target":"21""#]);
-    c.kubectl_ok(&[
-        "patch",
-        "device",
-        "thermo",
-        "--type=json",
-        "-p",
-        r#"[{"op":"replace","path":"/spec/properties/1/desired/value","value":"25"}]"#,
-    ]);
-    let line = expect_line(&deltas, &[r#""delta":{"target":"25"}"#]);
-    assert!(line.starts_with(DELTA), "{line}");
+    model_device_and_desired_delta(&c, port, "25");
     // 2. The mapper reports a value → DeviceStatus; it applies the desired value too.
     let mapper = Command::new(bin("mapper"))
         .args([
@@ -281,19 +284,7 @@ fn devices_end_to_end_on_the_embedded_broker() {
         &["edge-1"],
         &["--mqtt-mode", "0", "--mqtt-internal-server", &mqtt],
     );
-    let (_sub, deltas) = subscribe(port, DELTA);
-    c.apply(MODEL_AND_DEVICE);
-    expect_line(&deltas, &[r#""target":"21""#]);
-    c.kubectl_ok(&[
-        "patch",
-        "device",
-        "thermo",
-        "--type=json",
-        "-p",
-        r#"[{"op":"replace","path":"/spec/properties/1/desired/value","value":"26"}]"#,
-    ]);
-    let line = expect_line(&deltas, &[r#""delta":{"target":"26"}"#]);
-    assert!(line.starts_with(DELTA), "{line}");
+    model_device_and_desired_delta(&c, port, "26");
     let _mapper = Proc(
         Command::new(bin("mapper"))
             .args(["--broker", &mqtt, "--device", "default/thermo"])
