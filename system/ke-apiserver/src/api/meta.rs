@@ -70,14 +70,18 @@ pub fn meta_str<'a>(v: &'a Value, key: &str) -> &'a str {
     v["metadata"][key].as_str().unwrap_or_default()
 }
 
-/// The object without `metadata` and `status`: what `generation` tracks.
-pub fn spec_part(v: &Value) -> Value {
-    let mut x = v.clone();
-    if let Some(m) = x.as_object_mut() {
-        m.remove("metadata");
-        m.remove("status");
-    }
-    x
+/// True if `a` and `b` differ outside `metadata` and `status` (a change there bumps
+/// `generation`). Compares in place: no copy of either object.
+pub fn spec_differs(a: &Value, b: &Value) -> bool {
+    let (Some(x), Some(y)) = (a.as_object(), b.as_object()) else {
+        return a != b;
+    };
+    let counted = |k: &String| k != "metadata" && k != "status";
+    let len = |m: &serde_json::Map<String, Value>| m.keys().filter(|k| counted(k)).count();
+    len(x) != len(y)
+        || x.iter()
+            .filter(|(k, _)| counted(k))
+            .any(|(k, v)| y.get(k) != Some(v))
 }
 
 /// Finalizers of an object.
@@ -106,5 +110,25 @@ mod tests {
             assert!(!is_dns_subdomain(bad), "{bad}");
         }
         assert!(!is_dns_label("a.b"));
+    }
+
+    /// Goal: `generation` counts changes outside metadata and status only. Method: pairs
+    /// differing in metadata, status, a spec field, an added top-level field, key order.
+    #[test]
+    fn spec_differs_ignores_metadata_and_status() {
+        use serde_json::json;
+        let a = json!({"metadata": {"name": "p", "resourceVersion": "1"},
+            "spec": {"x": 1}, "status": {"phase": "Pending"}});
+        let meta = json!({"metadata": {"name": "p", "resourceVersion": "2", "labels": {"a": "b"}},
+            "spec": {"x": 1}, "status": {"phase": "Running"}});
+        assert!(!spec_differs(&a, &meta));
+        let spec =
+            json!({"metadata": {"name": "p"}, "spec": {"x": 2}, "status": {"phase": "Pending"}});
+        assert!(spec_differs(&a, &spec));
+        let more = json!({"metadata": {"name": "p"}, "spec": {"x": 1}, "data": {}});
+        assert!(spec_differs(&a, &more) && spec_differs(&more, &a));
+        let reordered = json!({"status": {}, "spec": {"x": 1}, "metadata": {}});
+        assert!(!spec_differs(&a, &reordered));
+        assert!(spec_differs(&a, &json!("not an object")));
     }
 }

@@ -391,7 +391,7 @@ impl Api {
         if new == *old {
             return Ok(None);
         }
-        if meta::spec_part(&new) != meta::spec_part(old) {
+        if meta::spec_differs(&new, old) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             new["metadata"]["generation"] = json!(g);
         }
