@@ -176,23 +176,24 @@ pub fn encode_text(msg: &Message) -> String {
 /// sender keeps for its first write and every resend).
 pub fn encode_text_with(msg: &Message, limits: &Limits) -> Result<String, EncodeError> {
     let text = encode_text(msg);
-    if text.len() > limits.frame_bytes_max {
-        return Err(EncodeError::TooLarge {
-            len: text.len(),
-            max: limits.frame_bytes_max,
-        });
-    }
+    fits(text.len(), limits)?;
     Ok(text)
 }
 
 /// Encodes a message, refusing a frame the peer's decoder would reject.
 pub fn encode_with(msg: &Message, limits: &Limits) -> Result<Vec<u8>, EncodeError> {
     let buf = encode(msg);
-    if buf.len() > limits.frame_bytes_max {
+    fits(buf.len(), limits)?;
+    Ok(buf)
+}
+
+/// A frame of `len` bytes is within the peer's limit.
+fn fits(len: usize, limits: &Limits) -> Result<(), EncodeError> {
+    if len > limits.frame_bytes_max {
         return Err(EncodeError::TooLarge {
-            len: buf.len(),
+            len,
             max: limits.frame_bytes_max,
         });
     }
-    Ok(buf)
+    Ok(())
 }

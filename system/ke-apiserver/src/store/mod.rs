@@ -205,8 +205,16 @@ impl Store {
 
     fn from_connection(db: Connection, opts: StoreOptions) -> Result<Self, StoreError> {
         db.execute_batch(SCHEMA)?;
-        let rv: u64 = db.query_row(RV_SQL, [], |r| r.get(0))?;
         let objects = load_objects(&db)?;
+        // The counter (see `RV_SQL`), from the rows just loaded rather than a second scan.
+        let deleted: u64 = db.query_row("SELECT v FROM meta WHERE k = 'rv'", [], |r| r.get(0))?;
+        let newest = objects
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|o| o.rv)
+            .max()
+            .unwrap_or(0);
+        let rv = deleted.max(newest);
         let (tx, _) = broadcast::channel(opts.fanout_buffer_max.max(1));
         let inner = Inner {
             db: Some(db),
