@@ -170,6 +170,22 @@ impl TwinStore {
     }
 }
 
+/// Runs a statement from the connection's statement cache (parsed once per connection, not
+/// on every report).
+fn exec<P: rusqlite::Params>(c: &Connection, sql: &str, params: P) -> rusqlite::Result<usize> {
+    c.prepare_cached(sql)?.execute(params)
+}
+
+/// Reads one row with a statement from the connection's statement cache.
+fn row<T, P: rusqlite::Params>(
+    c: &Connection,
+    sql: &str,
+    params: P,
+    f: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    c.prepare_cached(sql)?.query_row(params, f)
+}
+
 /// Every device, by id.
 pub fn devices(c: &Connection) -> Result<BTreeMap<String, DeviceRow>> {
     let mut stmt = c
@@ -196,7 +212,8 @@ pub fn devices(c: &Connection) -> Result<BTreeMap<String, DeviceRow>> {
 
 /// One device.
 pub fn device(c: &Connection, id: &str) -> Result<Option<DeviceRow>> {
-    c.query_row(
+    row(
+        c,
         "SELECT name, description, state, last_online FROM device WHERE id = ?1",
         [id],
         |r| {
@@ -215,7 +232,8 @@ pub fn device(c: &Connection, id: &str) -> Result<Option<DeviceRow>> {
 
 /// Inserts or replaces a device row.
 pub fn put_device(c: &Connection, d: &DeviceRow) -> Result<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO device (id, name, description, state, last_online) VALUES (?1,?2,?3,?4,?5)
          ON CONFLICT(id) DO UPDATE SET name=?2, description=?3, state=?4, last_online=?5",
         params![d.id, d.name, d.description, d.state, d.last_online],
@@ -226,10 +244,8 @@ pub fn put_device(c: &Connection, d: &DeviceRow) -> Result<()> {
 
 /// Removes a device and its twins.
 pub fn remove_device(c: &Connection, id: &str) -> Result<()> {
-    c.execute("DELETE FROM device_twin WHERE deviceid = ?1", [id])
-        .map_err(sql("delete twins"))?;
-    c.execute("DELETE FROM device WHERE id = ?1", [id])
-        .map_err(sql("delete device"))?;
+    exec(c, "DELETE FROM device_twin WHERE deviceid = ?1", [id]).map_err(sql("delete twins"))?;
+    exec(c, "DELETE FROM device WHERE id = ?1", [id]).map_err(sql("delete device"))?;
     Ok(())
 }
 
@@ -274,7 +290,8 @@ fn text<T: serde::Serialize>(v: &T) -> String {
 
 /// Inserts or replaces one twin.
 pub fn put_twin(c: &Connection, id: &str, name: &str, t: &TwinRow) -> Result<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO device_twin (deviceid, name, expected, actual, expected_meta, actual_meta,
              expected_version, actual_version, optional, attr_type, metadata)
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,'{}')
@@ -299,7 +316,8 @@ pub fn put_twin(c: &Connection, id: &str, name: &str, t: &TwinRow) -> Result<()>
 
 /// Removes one twin.
 pub fn remove_twin(c: &Connection, id: &str, name: &str) -> Result<()> {
-    c.execute(
+    exec(
+        c,
         "DELETE FROM device_twin WHERE deviceid = ?1 AND name = ?2",
         [id, name],
     )
@@ -309,7 +327,8 @@ pub fn remove_twin(c: &Connection, id: &str, name: &str) -> Result<()> {
 
 /// Appends a report to the outbox.
 pub fn push_report(c: &Connection, resource: &str, content: &str) -> Result<()> {
-    c.execute(
+    exec(
+        c,
         "INSERT INTO twin_outbox (resource, content) VALUES (?1, ?2)",
         [resource, content],
     )
@@ -319,7 +338,7 @@ pub fn push_report(c: &Connection, resource: &str, content: &str) -> Result<()> 
 
 /// Reports waiting.
 pub fn outbox_len(c: &Connection) -> Result<usize> {
-    c.query_row("SELECT COUNT(*) FROM twin_outbox", [], |r| {
+    row(c, "SELECT COUNT(*) FROM twin_outbox", [], |r| {
         r.get::<_, i64>(0)
     })
     .map(|n| usize::try_from(n).unwrap_or(0))
@@ -328,7 +347,8 @@ pub fn outbox_len(c: &Connection) -> Result<usize> {
 
 /// The oldest report waiting.
 pub fn first_report(c: &Connection) -> Result<Option<Pending>> {
-    c.query_row(
+    row(
+        c,
         "SELECT seq, resource, content FROM twin_outbox ORDER BY seq LIMIT 1",
         [],
         |r| {
@@ -345,8 +365,7 @@ pub fn first_report(c: &Connection) -> Result<Option<Pending>> {
 
 /// Removes a confirmed report.
 pub fn remove_report(c: &Connection, seq: i64) -> Result<()> {
-    c.execute("DELETE FROM twin_outbox WHERE seq = ?1", [seq])
-        .map_err(sql("remove report"))?;
+    exec(c, "DELETE FROM twin_outbox WHERE seq = ?1", [seq]).map_err(sql("remove report"))?;
     Ok(())
 }
 
