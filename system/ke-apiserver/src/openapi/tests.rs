@@ -418,6 +418,24 @@ fn unknown_fields_of_a_custom_resource() {
             "status.twins[0].reported",
         ]
     );
+    // A field beside spec and status is unknown; `metadata` is ObjectMeta even where the
+    // CRD's own schema declares it as a bare object (as controller-gen writes it).
+    let mut top = dev.clone();
+    top["extra"] = json!(1);
+    top["metadata"] = json!({"name": "d", "labels": {"a": "b"}});
+    let mut bare_meta = (*info).clone();
+    if let SchemaSource::Crd(Some(s)) = &mut bare_meta.schema {
+        s["properties"]["metadata"] = json!({"type": "object"});
+    }
+    assert_eq!(
+        unknown_fields(&bare_meta, &top),
+        vec![
+            "extra",
+            "spec.deviceModelRef.kind",
+            "spec.extra",
+            "status.twins[0].reported",
+        ]
+    );
     let mut schemaless = (*info).clone();
     schemaless.schema = SchemaSource::Crd(None);
     assert!(unknown_fields(&schemaless, &dev).is_empty());

@@ -9,7 +9,6 @@
 //! `x-kubernetes-embedded-resource` objects keep `apiVersion`, `kind` and `metadata`. Paths are
 //! written like kube's errors: `spec.containers[0].imagee`.
 
-use super::kinds;
 use crate::{
     registry::{ResourceInfo, SchemaSource},
     schema::{self, OBJECT_META},
@@ -32,10 +31,7 @@ pub fn unknown_fields(info: &ResourceInfo, obj: &Value) -> Vec<String> {
             }
         }
         SchemaSource::Crd(None) => {}
-        SchemaSource::Crd(Some(s)) => {
-            let kind = kinds::custom_kind_schema(info, Some(s));
-            walker.walk(&kind, obj, true);
-        }
+        SchemaSource::Crd(Some(s)) => walker.walk_custom_root(s, obj),
     }
     walker.found.into_iter().collect()
 }
@@ -105,6 +101,36 @@ impl<'v> Walker<'_, 'v> {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Walks a custom resource against its CRD's schema `s` as if against the kind's
+    /// published schema ([`super::kinds::custom_kind_schema`]: `s` with `apiVersion`, `kind` and
+    /// `metadata` declared over whatever `s` says of them), without building that schema:
+    /// it is a copy of the whole CRD schema, which every write would pay for.
+    fn walk_custom_root(&mut self, s: &Value, obj: &'v Value) {
+        let Value::Object(m) = obj else { return };
+        if !s.is_object() {
+            // custom_kind_schema publishes a schema that keeps every field.
+            return;
+        }
+        let props = s.get("properties").and_then(Value::as_object);
+        let additional = s.get("additionalProperties");
+        // The published schema always declares properties, so it is closed unless it
+        // preserves unknown fields.
+        let open = is_true(s, "x-kubernetes-preserve-unknown-fields");
+        for (key, v) in m {
+            self.path.push(Seg::Key(key));
+            match key.as_str() {
+                "apiVersion" | "kind" => {}
+                "metadata" => {
+                    if let Some(meta) = self.defs.get(OBJECT_META) {
+                        self.walk(meta, v, false);
+                    }
+                }
+                _ => self.walk_field(props, additional, open, false, key, v, true),
+            }
+            self.path.pop();
         }
     }
 
