@@ -62,6 +62,11 @@ pub struct Scenario {
     /// its liveness checks.
     #[serde(default = "default_limit")]
     pub limit_s: u64,
+    /// Steady state: the run goes on at least this many seconds after the fleet is ready,
+    /// even when the last phase or fault comes earlier (status and twin reports keep
+    /// flowing; a throughput measurement's window). 0: no minimum.
+    #[serde(default)]
+    pub hold_s: u64,
     /// The fleet.
     pub fleet: Fleet,
     /// Edge node settings (partial edgecore configuration).
@@ -651,7 +656,7 @@ impl Scenario {
             } => at_s + rounds * interval_s,
             _ => p.at_s(),
         });
-        faults.chain(phases).max().unwrap_or(0)
+        faults.chain(phases).max().unwrap_or(0).max(self.hold_s)
     }
 }
 

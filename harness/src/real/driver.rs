@@ -15,16 +15,24 @@ use std::{
 use anyhow::Result;
 use futures::{StreamExt as _, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use ke_cloud::devicecontroller::DeviceKind;
 use ke_core::Clock as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use simulator::{
     Scenario,
     assemble::ack_percentiles_from,
-    outcome::{CheckKind, CheckResult, Metrics, Outcome, Percentiles, RealFigures, Sample},
+    assemble::rates,
+    devices::{DEVICE_NS, device_name},
+    outcome::{
+        CheckKind, CheckResult, DeviceFigures, Metrics, Outcome, Percentiles, RealFigures, Sample,
+    },
     safety::{CHECKS, Violations},
     scenario::{Fault, Phase},
-    workload::{WRITTEN_MS, configmap_object, diff_holdings, expected_holdings, pod_object, retry},
+    workload::{
+        WRITTEN_MS, configmap_object, device_object, diff_holdings, expected_holdings,
+        model_object, pod_object, retry,
+    },
 };
 use tokio::time::Instant;
 
@@ -48,6 +56,32 @@ struct MarkState {
     sync_ms: Percentiles,
     #[serde(default)]
     holdings: BTreeMap<String, simulator::workload::Holdings>,
+    #[serde(default)]
+    twin: TwinCounts,
+}
+
+/// edgemark's twin counters (`/state`'s `twin`).
+#[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
+struct TwinCounts {
+    published: u64,
+    accepted: u64,
+    refused: u64,
+    confirmed: u64,
+    outbox: u64,
+}
+
+impl TwinCounts {
+    fn sum(states: &[MarkState]) -> Self {
+        let mut t = Self::default();
+        for s in states {
+            t.published += s.twin.published;
+            t.accepted += s.twin.accepted;
+            t.refused += s.twin.refused;
+            t.confirmed += s.twin.confirmed;
+            t.outbox += s.twin.outbox;
+        }
+        t
+    }
 }
 
 #[derive(Debug, Default)]
@@ -66,6 +100,10 @@ struct Book {
     marks_peak_rss: BTreeMap<usize, u64>,
     marks_cpu: BTreeMap<usize, f64>,
     queue_peak: u64,
+    /// Confirmed twin reports, sampled every second (devices only).
+    twin_series: Vec<Sample>,
+    /// Device objects created.
+    devices_created: usize,
 }
 
 /// One real-mode run.
@@ -78,6 +116,8 @@ pub(crate) struct Run {
     marks: Vec<Mark>,
     pods: Api<Pod>,
     cms: Api<ConfigMap>,
+    /// Devices and DeviceModels (scenarios with devices).
+    dev: DeviceApis,
     book: Mutex<Book>,
     started: Instant,
 }
@@ -110,7 +150,7 @@ impl Run {
             sc.edge.status_update_period_s,
             sc.edge.lease_renew_period_s,
         );
-        let marks = procs::start_marks(&work, &cloud, &token, nodes, periods).await?;
+        let marks = procs::start_marks(&work, &cloud, &token, &sc, periods).await?;
         let kc = kube::config::Kubeconfig::read_from(&cloud.kubeconfig)?;
         let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
         let client = kube::Client::try_from(cfg)?;
@@ -120,6 +160,7 @@ impl Run {
             cloud: tokio::sync::Mutex::new(cloud),
             marks,
             pods: Api::namespaced(client.clone(), NS),
+            dev: DeviceApis::new(&client),
             cms: Api::namespaced(client, NS),
             book: Mutex::default(),
             started: Instant::now(),
@@ -155,6 +196,9 @@ impl Run {
         let quiet = t0 + Duration::from_secs(self.sc.last_event_s());
         tokio::time::sleep_until(quiet).await;
         self.converge(quiet).await;
+        if self.sc.has_devices() {
+            self.drain_twin_reports().await;
+        }
         self.safety().await;
         Ok(())
     }
@@ -230,11 +274,10 @@ impl Run {
             Phase::ConfigmapChurn {
                 rounds, interval_s, ..
             } => self.churn(*rounds, *interval_s).await,
+            Phase::CreateDevices { .. } => self.create_devices().await,
             // Refused before the run starts (`real::check_supported`).
-            Phase::CreateDevices { .. }
-            | Phase::DesiredChurn { .. }
-            | Phase::DeleteDevices { .. } => {
-                unreachable!("invariant: real mode refuses scenarios with devices")
+            Phase::DesiredChurn { .. } | Phase::DeleteDevices { .. } => {
+                unreachable!("invariant: real mode refuses these device phases")
             }
         }
     }
@@ -382,6 +425,16 @@ impl Run {
         loop {
             let states = self.mark_states(true).await;
             let connected: usize = states.iter().map(|s| s.connected).sum();
+            if self.sc.has_devices() {
+                let t = self.t();
+                let twin_confirmed = TwinCounts::sum(&states).confirmed;
+                self.book().twin_series.push(Sample {
+                    t,
+                    wall_s: t,
+                    twin_confirmed,
+                    ..Sample::default()
+                });
+            }
             progress(Progress {
                 seconds: self.t(),
                 connected,
@@ -424,7 +477,7 @@ impl Run {
             sync_p99_ms: sync.p99,
             rss_bytes: rss,
             wall_s: t,
-            twin_confirmed: 0,
+            twin_confirmed: TwinCounts::sum(states).confirmed,
         });
     }
 }
@@ -452,6 +505,11 @@ fn counters(text: &str) -> Vec<(String, f64)> {
         (
             "messages_in".to_owned(),
             procs::metric(text, "cloudhub_messages_in_total"),
+        ),
+        (
+            "device_status_writes".to_owned(),
+            procs::metric(text, "devicecontroller_devicestatus_patches_total")
+                + procs::metric(text, "devicecontroller_devicestatus_creates_total"),
         ),
     ];
     for line in text.lines() {
@@ -620,15 +678,13 @@ impl Run {
     async fn outcome(&self) -> Outcome {
         let (counters, acks, cloud_cpu) = self.final_counters().await;
         let states = self.mark_states(true).await;
+        let devices = self
+            .sc
+            .has_devices()
+            .then(|| self.device_figures(&states, &counters));
         let wall = self.t();
         let n = self.nodes.max(1) as f64;
-        let api_requests: BTreeMap<String, u64> = counters
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("api:")
-                    .map(|verb| (verb.to_owned(), *v as u64))
-            })
-            .collect();
+        let api_requests = api_requests(&counters);
         let api_total: u64 = api_requests.values().sum();
         let mut b = self.book();
         let metrics = Metrics {
@@ -639,6 +695,7 @@ impl Run {
             api_requests,
             hub_queue_peak: b.queue_peak,
             faults: std::mem::take(&mut b.faults),
+            devices,
             ..Metrics::default()
         };
         checks_bounds(&self.sc, &mut b, self.nodes);
@@ -683,6 +740,154 @@ impl Run {
             settings,
         }
     }
+}
+
+// ---- devices ----------------------------------------------------------------------------
+
+/// The device APIs of the run's namespace.
+struct DeviceApis {
+    devices: Api<kube::api::DynamicObject>,
+    models: Api<kube::api::DynamicObject>,
+}
+
+impl DeviceApis {
+    fn new(client: &kube::Client) -> Self {
+        let ar = |k: DeviceKind| k.api_resource();
+        Self {
+            devices: Api::namespaced_with(client.clone(), DEVICE_NS, &ar(DeviceKind::Device)),
+            models: Api::namespaced_with(client.clone(), DEVICE_NS, &ar(DeviceKind::DeviceModel)),
+        }
+    }
+}
+
+fn dynamic(v: serde_json::Value) -> Result<kube::api::DynamicObject> {
+    Ok(serde_json::from_value(v)?)
+}
+
+impl Run {
+    /// Creates the fleet's DeviceModel (once cloudcore has installed the CRDs) and every
+    /// node's devices, named as in sim mode.
+    async fn create_devices(&self) {
+        let model = match dynamic(model_object(&self.sc)) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(error = %e, "device model");
+                return;
+            }
+        };
+        let pp = PostParams::default();
+        for attempt in 0..60 {
+            match self.dev.models.create(&pp, &model).await {
+                Ok(_) | Err(kube::Error::Api(kube::core::ErrorResponse { code: 409, .. })) => break,
+                Err(e) => {
+                    tracing::debug!(attempt, error = %e, "model not created yet (CRDs?)");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        let per = self.sc.fleet.devices_per_node;
+        let all: Vec<(usize, usize)> = (0..self.nodes)
+            .flat_map(|i| (0..per).map(move |j| (i, j)))
+            .collect();
+        let created: usize = stream::iter(all)
+            .map(|(i, j)| async move {
+                let name = device_name(i, j);
+                let Ok(obj) = dynamic(device_object(&self.sc, &self.names[i], &name)) else {
+                    return 0;
+                };
+                let pp = PostParams::default();
+                usize::from(
+                    retry("create device", || self.dev.devices.create(&pp, &obj))
+                        .await
+                        .is_some(),
+                )
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<usize>>()
+            .await
+            .into_iter()
+            .sum();
+        self.book().devices_created = created;
+    }
+
+    /// Stops the mappers' periodic reports and waits until every report DeviceTwin accepted
+    /// has been confirmed by the cloud (outboxes empty), up to `converge_within_s`.
+    async fn drain_twin_reports(&self) {
+        for m in &self.marks {
+            if let Err(e) = procs::call(m.addr, "POST", "/twin/stop").await {
+                tracing::warn!(error = %e, "stopping the mappers");
+            }
+        }
+        let within = Duration::from_secs(self.sc.checks.converge_within_s);
+        let start = Instant::now();
+        loop {
+            let t = TwinCounts::sum(&self.mark_states(true).await);
+            let done = t.outbox == 0 && t.confirmed >= t.accepted;
+            if done || start.elapsed() >= within {
+                let took = start.elapsed().as_secs_f64();
+                let detail = if done {
+                    format!(
+                        "all {} reports DeviceTwin accepted were confirmed by the cloud ({took:.1} s after the mappers stopped); {} published, {} refused",
+                        t.accepted, t.published, t.refused
+                    )
+                } else {
+                    format!(
+                        "{} reports still waiting in the outboxes {} s after the mappers stopped ({} accepted, {} confirmed)",
+                        t.outbox,
+                        within.as_secs(),
+                        t.accepted,
+                        t.confirmed
+                    )
+                };
+                self.book().checks.push(check(
+                    "twin_reports_confirmed",
+                    CheckKind::Liveness,
+                    done,
+                    detail,
+                ));
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// The device figures: counts from edgemark and cloudcore, rates over the one-second
+    /// samples from the first confirmed report to the end of the workload.
+    fn device_figures(
+        &self,
+        states: &[MarkState],
+        counters: &BTreeMap<String, f64>,
+    ) -> DeviceFigures {
+        let t = TwinCounts::sum(states);
+        let b = self.book();
+        let ready = b.series.first().map(|s| Duration::from_secs_f64(s.t));
+        let (_, _, rate, peak) = rates(&b.twin_series, ready, &self.sc);
+        let status_writes = counters.get("device_status_writes").copied().unwrap_or(0.0) as u64;
+        DeviceFigures {
+            devices: b.devices_created,
+            mapper_reports: t.published,
+            mapper_reports_accepted: t.accepted,
+            mapper_reports_refused: t.refused,
+            reports_confirmed: t.confirmed,
+            status_writes,
+            confirmed_per_sim_s: rate,
+            confirmed_per_sim_s_peak: peak,
+            confirmed_per_wall_s: rate,
+            confirmed_per_wall_s_peak: peak,
+            ..DeviceFigures::default()
+        }
+    }
+}
+
+/// API-server requests by verb, from the counters.
+fn api_requests(counters: &BTreeMap<String, f64>) -> BTreeMap<String, u64> {
+    counters
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("api:")
+                .map(|verb| (verb.to_owned(), *v as u64))
+        })
+        .collect()
 }
 
 fn settings(marks: usize) -> BTreeMap<String, String> {

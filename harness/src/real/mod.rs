@@ -25,7 +25,11 @@ use std::{
 };
 
 use anyhow::{Result, bail};
-use simulator::{Scenario, outcome::Outcome, scenario::Fault};
+use simulator::{
+    Scenario,
+    outcome::Outcome,
+    scenario::{Fault, Phase},
+};
 
 /// What the progress bar shows.
 #[derive(Debug, Clone, Copy)]
@@ -53,9 +57,14 @@ pub(crate) fn check_supported(sc: &Scenario) -> Result<()> {
             sc.name
         );
     }
-    if sc.fleet.devices_per_node > 0 {
+    for p in &sc.workload {
+        let name = match p {
+            Phase::DesiredChurn { .. } => "desired_churn",
+            Phase::DeleteDevices { .. } => "delete_devices",
+            _ => continue,
+        };
         bail!(
-            "scenario {}: real mode does not run devices yet (edgemark has no DeviceTwin bus or virtual mapper); run it in the simulator",
+            "scenario {}: workload `{name}` has no real-mode form yet (real mode creates the devices and measures their twin reports); run it in the simulator",
             sc.name
         );
     }

@@ -207,10 +207,11 @@ pub(crate) async fn start_marks(
     dir: &Path,
     cloud: &Cloud,
     token: &str,
-    nodes: usize,
+    sc: &simulator::Scenario,
     periods: (u64, u64, u64),
 ) -> Result<Vec<Mark>> {
     let (heartbeat, status, lease) = periods;
+    let nodes = sc.fleet.nodes;
     let bin = binary("edgemark")?;
     let mut marks = Vec::new();
     for (k, from) in (0..nodes).step_by(NODES_PER_EDGEMARK).enumerate() {
@@ -234,6 +235,16 @@ pub(crate) async fn start_marks(
             .args(["--heartbeat", &heartbeat.to_string()])
             .args(["--status-period", &status.to_string()])
             .args(["--lease-period", &lease.to_string()])
+            .args([
+                "--devices-per-node",
+                &sc.fleet.devices_per_node.to_string(),
+                "--twin-period",
+                &sc.edge.twin_report_period_s.to_string(),
+                "--device-sensors",
+                &sc.edge.device_sensors.join(","),
+                "--device-actuators",
+                &sc.edge.device_actuators.join(","),
+            ])
             .env("EDGEMARK_TOKEN", token)
             .env("RUST_LOG", "warn");
         let mut proc = Proc::spawn(&mut cmd, mdir.join("edgemark.log"))?;

@@ -132,6 +132,10 @@ fn a_device_scenario_loads() {
     assert_eq!(s.edge.device_sensors, ["temperature"]);
     assert_eq!(s.edge.device_actuators, ["target"]);
     assert_eq!(s.last_event_s(), 40);
+    let held = parse(&format!("hold_s = 300\n{DEVICES}")).unwrap();
+    assert_eq!(held.last_event_s(), 300, "hold_s extends the timeline");
+    let short = parse(&format!("hold_s = 10\n{DEVICES}")).unwrap();
+    assert_eq!(short.last_event_s(), 40, "hold_s never shortens it");
 }
 
 /// Goal: device settings that make no sense are refused naming their field; unknown fields

@@ -33,6 +33,7 @@ pub(crate) async fn serve(mut listener: TokioListener, fleet: Arc<Fleet>) {
         .route("/metrics", get(metrics))
         .route("/state", get(state))
         .route("/cut", post(cut))
+        .route("/twin/stop", post(twin_stop))
         .with_state(fleet);
     loop {
         match listener.accept().await {
@@ -66,6 +67,48 @@ pub(crate) struct StateReply {
     pub(crate) sync_ms: simulator::outcome::Percentiles,
     /// Node name → what its store holds.
     pub(crate) holdings: BTreeMap<String, Holdings>,
+    /// Twin report counters (with devices).
+    #[serde(default)]
+    pub(crate) twin: TwinCounts,
+}
+
+/// The twin reports of this process's nodes (restarts included).
+#[derive(Debug, Default, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct TwinCounts {
+    /// `twin/update`s the mappers published.
+    pub(crate) published: u64,
+    /// Accepted by DeviceTwin (queued in its outbox).
+    pub(crate) accepted: u64,
+    /// Refused by DeviceTwin.
+    pub(crate) refused: u64,
+    /// Twin and state reports the cloud confirmed.
+    pub(crate) confirmed: u64,
+    /// Reports waiting in the outboxes now.
+    pub(crate) outbox: u64,
+}
+
+fn twin_counts(fleet: &Fleet) -> TwinCounts {
+    let Some(b) = &fleet.book else {
+        return TwinCounts::default();
+    };
+    TwinCounts {
+        published: b.published.load(Ordering::Relaxed),
+        accepted: b.accepted.load(Ordering::Relaxed),
+        refused: b.refused.load(Ordering::Relaxed),
+        confirmed: b.confirmed(),
+        outbox: b.outbox(),
+    }
+}
+
+/// `POST /twin/stop`: the mappers stop their periodic reports.
+async fn twin_stop(State(fleet): State<Arc<Fleet>>) -> impl IntoResponse {
+    match &fleet.book {
+        Some(b) => {
+            b.stop_reports.store(true, Ordering::Relaxed);
+            (StatusCode::OK, "stopped\n")
+        }
+        None => (StatusCode::NOT_FOUND, "this edgemark runs no devices\n"),
+    }
 }
 
 fn counts(fleet: &Fleet) -> (usize, u64) {
@@ -114,6 +157,7 @@ async fn state(State(fleet): State<Arc<Fleet>>, Query(q): Query<StateQuery>) -> 
         violations,
         sync_ms,
         holdings,
+        twin: twin_counts(&fleet),
     })
 }
 
@@ -151,6 +195,7 @@ async fn metrics(State(fleet): State<Arc<Fleet>>) -> impl IntoResponse {
         "counter",
         s.edge_writes as f64,
     );
+    twin_metrics(&mut out, twin_counts(&fleet));
     let _ = writeln!(
         out,
         "# HELP edgemark_violations_total Safety violations by check.\n# TYPE edgemark_violations_total counter"
@@ -172,6 +217,46 @@ async fn metrics(State(fleet): State<Arc<Fleet>>) -> impl IntoResponse {
     }
     let _ = writeln!(out, "edgemark_sync_latency_ms_count {}", s.sync_ms.count);
     ([("content-type", ke_net::metrics::CONTENT_TYPE)], out)
+}
+
+/// The twin counters in Prometheus text.
+fn twin_metrics(out: &mut String, t: TwinCounts) {
+    let mut write = |name: &str, help: &str, kind: &str, v: u64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    };
+    for (name, help, v) in [
+        (
+            "edgemark_twin_published_total",
+            "Twin reports the virtual mappers published.",
+            t.published,
+        ),
+        (
+            "edgemark_twin_accepted_total",
+            "Twin reports DeviceTwin accepted.",
+            t.accepted,
+        ),
+        (
+            "edgemark_twin_refused_total",
+            "Twin reports DeviceTwin refused.",
+            t.refused,
+        ),
+        (
+            "edgemark_twin_confirmed_total",
+            "Device reports the cloud confirmed.",
+            t.confirmed,
+        ),
+    ] {
+        write(name, help, "counter", v);
+    }
+    write(
+        "edgemark_twin_outbox",
+        "Device reports waiting in DeviceTwin outboxes.",
+        "gauge",
+        t.outbox,
+    );
 }
 
 #[derive(Debug, Deserialize)]

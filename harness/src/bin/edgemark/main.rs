@@ -12,6 +12,12 @@
 //!   key → [uid, resourceVersion] (what `fleet` compares with the API server).
 //! - `POST /cut?share=S&secs=T`: cuts that share of the nodes (spread evenly) for T seconds:
 //!   their EdgeCore stops, so the connection closes, and starts again afterwards.
+//! - `POST /twin/stop`: the virtual mappers stop their periodic reports (the driver then
+//!   waits for every accepted report to be confirmed).
+//!
+//! Devices (`--devices-per-node N`): each node runs DeviceTwin and the simulator's virtual
+//! mapper on an in-memory bus; the mapper reports every device's properties each
+//! `--twin-period` seconds. `/state` and `/metrics` then carry the twin counters.
 //! - `GET /healthz`.
 //!
 //! Limits: one node holds one socket (two while joining); the open-file limit here is 20,000
@@ -39,7 +45,7 @@ use ke_net::{
 
 use crate::{
     marks::Marks,
-    node::{Ctl, Node, Plan},
+    node::{Ctl, DevicePlan, Node, Plan},
 };
 
 /// mimalloc, as `fleet` (many small allocations per message).
@@ -94,6 +100,19 @@ struct Args {
     /// Node lease renew period, seconds.
     #[arg(long, default_value_t = 60)]
     lease_period: u64,
+    /// Devices per node (their Device objects are the driver's to create; 0: no
+    /// DeviceTwin).
+    #[arg(long, default_value_t = 0)]
+    devices_per_node: u32,
+    /// Every device reports each property once per this many seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    twin_period: u64,
+    /// Sensor properties of the devices' model, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "temperature")]
+    device_sensors: Vec<String>,
+    /// Actuator properties of the devices' model, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "target")]
+    device_actuators: Vec<String>,
 }
 
 fn main() -> ExitCode {
@@ -130,6 +149,8 @@ pub(crate) struct Fleet {
     pub(crate) ctls: Vec<Arc<Ctl>>,
     pub(crate) stores: Vec<ke_edge::metamanager::MetaStore>,
     pub(crate) marks: Arc<Marks>,
+    /// The device book, with devices.
+    pub(crate) book: Option<Arc<simulator::devices::Book>>,
 }
 
 async fn run(a: Args) -> anyhow::Result<()> {
@@ -140,6 +161,14 @@ async fn run(a: Args) -> anyhow::Result<()> {
         None => std::env::var("EDGEMARK_TOKEN")
             .context("no join token: pass --token or set EDGEMARK_TOKEN")?,
     };
+    let book =
+        (a.devices_per_node > 0).then(|| Arc::new(simulator::devices::Book::new(a.count as usize)));
+    let devices = book.clone().map(|book| DevicePlan {
+        period: Duration::from_secs(a.twin_period),
+        sensors: a.device_sensors.clone(),
+        actuators: a.device_actuators.clone(),
+        book,
+    });
     let plan = Arc::new(Plan {
         cloudcore: a.cloudcore,
         cert_port: a.cert_port,
@@ -147,6 +176,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         heartbeat_s: a.heartbeat,
         status_period: Duration::from_secs(a.status_period),
         lease_period: Duration::from_secs(a.lease_period),
+        devices,
     });
     let marks = Arc::new(Marks::new());
     let mut fleet = Fleet {
@@ -154,6 +184,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
         ctls: Vec::new(),
         stores: Vec::new(),
         marks: marks.clone(),
+        book,
     };
     for i in 0..a.count {
         let name = format!("{}{}", a.prefix, a.from + i);
@@ -173,6 +204,7 @@ async fn run(a: Args) -> anyhow::Result<()> {
     for (i, name) in fleet.names.iter().enumerate() {
         let source = (!a.source_ips.is_empty()).then(|| a.source_ips[i % a.source_ips.len()]);
         let node = Node {
+            index: u32::try_from(i).unwrap_or(u32::MAX),
             name: name.clone(),
             dir: a.data_dir.join(name),
             source,

@@ -3,6 +3,10 @@
 //! switch: a cut node drops its EdgeCore (its connection closes, as when the edge machine
 //! loses power or its link) and starts it again, with the same store and certificates, when
 //! the cut ends.
+//!
+//! With devices (`--devices-per-node`), DeviceTwin runs on an in-memory bus to the
+//! simulator's virtual mapper (the same mapper, topics and payloads as in sim mode), which
+//! reports every device's properties each period; EventBus stays off.
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -15,6 +19,7 @@ use std::{
 };
 
 use ke_core::{Clock, Entropy, SystemClock};
+use ke_edge::eventbus::bus_pair;
 use ke_edge::{
     config::EdgeCoreConfig,
     daemon::{Deps, EdgeCore},
@@ -22,6 +27,7 @@ use ke_edge::{
     metamanager::{MetaStore, Observed},
 };
 use ke_net::BoundTransport;
+use simulator::{devices::Book, mapper::MapperSetup};
 use tokio::sync::Notify;
 
 use crate::marks::Marks;
@@ -35,6 +41,21 @@ pub(crate) struct Plan {
     pub(crate) heartbeat_s: u64,
     pub(crate) status_period: Duration,
     pub(crate) lease_period: Duration,
+    /// Devices: the nodes run DeviceTwin and a virtual mapper.
+    pub(crate) devices: Option<DevicePlan>,
+}
+
+/// What each node's virtual mapper does.
+#[derive(Debug)]
+pub(crate) struct DevicePlan {
+    /// Every device reports every property once per period.
+    pub(crate) period: Duration,
+    /// Sensor properties (a fresh reading each report).
+    pub(crate) sensors: Vec<String>,
+    /// Actuator properties (their current value).
+    pub(crate) actuators: Vec<String>,
+    /// The process's device book (mapper counts, DeviceTwin counters).
+    pub(crate) book: Arc<Book>,
 }
 
 /// One node's switches, shared with the control endpoint.
@@ -62,6 +83,8 @@ impl Ctl {
 
 /// Everything one node needs to (re)start.
 pub(crate) struct Node {
+    /// Index within this process.
+    pub(crate) index: u32,
     pub(crate) name: String,
     pub(crate) dir: PathBuf,
     pub(crate) source: Option<IpAddr>,
@@ -88,11 +111,31 @@ impl Node {
             &self.plan.token,
         );
         cfg.modules.edge_hub.heartbeat = self.plan.heartbeat_s;
+        cfg.modules.device_twin.enable = self.plan.devices.is_some();
         cfg
+    }
+
+    /// This start's virtual mapper, and DeviceTwin's ends of its bus.
+    fn mapper(&self, generation: u64) -> Option<(ke_edge::eventbus::BusEnds, MapperSetup)> {
+        let d = self.plan.devices.as_ref()?;
+        let (bus, ends) = bus_pair();
+        let setup = MapperSetup {
+            node: self.index,
+            name: self.name.clone(),
+            ends,
+            book: d.book.clone(),
+            clock: Arc::new(SystemClock),
+            seed: u64::from(self.index) ^ generation.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            period: d.period,
+            sensors: d.sensors.clone(),
+            actuators: d.actuators.clone(),
+        };
+        Some((bus, setup))
     }
 
     /// Runs the node until the process ends: start, cut, start again.
     pub(crate) async fn run(self) {
+        let mut generation = 0u64;
         loop {
             self.ctl.until_cut(false).await;
             let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -116,6 +159,24 @@ impl Node {
                     return;
                 }
             };
+            generation += 1;
+            let (core, mapper) = match self.mapper(generation) {
+                Some((bus, setup)) => {
+                    let core = core.with_bus(bus);
+                    if let Some(d) = &self.plan.devices {
+                        d.book
+                            .node_started(self.index, core.handle().twin_metrics());
+                    }
+                    (core, Some(simulator::mapper::run(setup)))
+                }
+                None => (core, None),
+            };
+            let mapper = async move {
+                match mapper {
+                    Some(m) => m.await,
+                    None => std::future::pending().await,
+                }
+            };
             let cloud = core.handle().cloud();
             tokio::select! {
                 biased;
@@ -128,6 +189,7 @@ impl Node {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                 }
                 () = follow(&self.ctl, cloud) => {}
+                () = mapper => {}
             }
             self.ctl.connected.store(false, Ordering::Relaxed);
         }
