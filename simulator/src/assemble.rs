@@ -113,6 +113,7 @@ fn device_figures(sh: &Shared, sc: &Scenario, series: &[Sample]) -> DeviceFigure
         desired_to_device_ms: down,
         report_to_status_ms: up,
         bus_dropped: b.publish_dropped(),
+        cloudcore_cpu_us_per_report: None,
     }
 }
 

@@ -681,7 +681,7 @@ impl Run {
         let devices = self
             .sc
             .has_devices()
-            .then(|| self.device_figures(&states, &counters));
+            .then(|| self.device_figures(&states, &counters, cloud_cpu));
         let wall = self.t();
         let n = self.nodes.max(1) as f64;
         let api_requests = api_requests(&counters);
@@ -857,6 +857,7 @@ impl Run {
         &self,
         states: &[MarkState],
         counters: &BTreeMap<String, f64>,
+        cloud_cpu: f64,
     ) -> DeviceFigures {
         let t = TwinCounts::sum(states);
         let b = self.book();
@@ -874,6 +875,8 @@ impl Run {
             confirmed_per_sim_s_peak: peak,
             confirmed_per_wall_s: rate,
             confirmed_per_wall_s_peak: peak,
+            cloudcore_cpu_us_per_report: (t.confirmed > 0)
+                .then(|| cloud_cpu * 1e6 / t.confirmed as f64),
             ..DeviceFigures::default()
         }
     }

@@ -171,6 +171,13 @@ fn devices(out: &mut String, o: &Outcome) -> fmt::Result {
         out,
         "| Confirmed per wall second (mean / peak 10 s) | {w:.0} / {wp:.0} |"
     )?;
+    if let Some(us) = d.cloudcore_cpu_us_per_report {
+        let per_core = if us > 0.0 { 1e6 / us } else { 0.0 };
+        writeln!(
+            out,
+            "| cloudcore CPU per confirmed report (whole run) | {us:.0} µs (≈ {per_core:.0} reports/s per core) |"
+        )?;
+    }
     writeln!(out, "| Bus publications dropped | {} |\n", d.bus_dropped)?;
     writeln!(out, "| Distribution (ms) | Count | p50 | p90 | p99 | Max |")?;
     writeln!(out, "|---|--:|--:|--:|--:|--:|")?;
