@@ -4,6 +4,7 @@
 //! concurrency, finalizers, patches, selectors, paging and watches with bookmarks.
 //!
 //! - [`server`]: TLS serving over the transport seam; start and graceful shutdown.
+//! - [`in_process`]: a `kube::Client` for the same process that calls the router directly.
 //! - [`http`]: routing, auth, encoding, watch streams, tables, metrics.
 //! - [`api`]: Kubernetes semantics over the store.
 //! - [`auth`]: bearer tokens.
@@ -21,6 +22,7 @@
 pub mod api;
 pub mod auth;
 pub mod http;
+pub mod in_process;
 pub mod openapi;
 pub mod patch;
 pub mod pki;

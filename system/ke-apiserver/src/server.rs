@@ -1,11 +1,13 @@
 //! Serving: TLS (rustls) over the transport seam, HTTP/1.1 and HTTP/2 (hyper), graceful
 //! shutdown. `Server::start` prepares storage and credentials and binds; `Server::serve` runs
-//! until the shutdown future completes.
+//! until the shutdown future completes. A client in the same process can skip sockets, TLS and
+//! HTTP altogether ([`Server::in_process_client`]).
 
 use crate::{
     api::Api,
     auth::{Auth, User},
     http::{HttpState, metrics::Metrics, router},
+    in_process::InProcess,
     openapi::OpenApi,
     pki,
     store::{Store, StoreOptions},
@@ -228,6 +230,17 @@ impl<T: Transport> Server<T> {
     /// The HTTP state (auth, metrics) for in-process users.
     pub fn state(&self) -> Arc<HttpState> {
         self.state.clone()
+    }
+
+    /// A kube client whose requests go straight into this server's router, authenticated as
+    /// the admin: no socket, TLS or HTTP framing (see [`crate::in_process`]). For a client in
+    /// the same process (cloudcore); kubectl and other processes use HTTPS and the kubeconfig.
+    /// Must be called inside a tokio runtime.
+    ///
+    /// # Errors
+    /// The admin token cannot be sent as a header value.
+    pub fn in_process_client(&self) -> Result<kube::Client, http::header::InvalidHeaderValue> {
+        Ok(InProcess::new(self.state.clone(), &self.creds.admin_token)?.into_client())
     }
 
     /// Serves until `shutdown` completes, then closes watches and drains connections.

@@ -1,0 +1,182 @@
+//! The in-process kube client (`Server::in_process_client`): CRUD and watches go through the
+//! router as over HTTPS (authenticated as the admin, counted in the request metrics), watches
+//! end when the server stops, and requests after that fail instead of hanging.
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use ke_apiserver::{Deps, Server, ServerConfig, http::HttpState};
+use ke_core::{Entropy, Seed, SystemClock};
+use ke_net::TokioTransport;
+use kube::{
+    Api, ResourceExt,
+    api::{ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams},
+};
+use serde_json::json;
+use std::{sync::Arc, time::Duration};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+/// Bound on every single wait, only so that a broken server fails the test instead of hanging
+/// it; nothing here asserts on how long anything takes.
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Running {
+    client: kube::Client,
+    state: Arc<HttpState>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+/// A server on a free loopback port, serving, and an in-process client for it.
+async fn start(dir: &std::path::Path) -> Running {
+    let mut cfg = ServerConfig::new(dir);
+    cfg.listen = "127.0.0.1:0".parse().expect("address");
+    let deps = Deps {
+        transport: TokioTransport,
+        clock: Arc::new(SystemClock),
+        entropy: Entropy::seeded(Seed(7), "in-process"),
+    };
+    let server = Server::start(cfg, deps).await.expect("server starts");
+    let client = server.in_process_client().expect("client");
+    let state = server.state();
+    let (stop, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async move {
+        let _ = rx.await;
+    }));
+    Running {
+        client,
+        state,
+        stop,
+        task,
+    }
+}
+
+fn configmap(name: &str, v: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {"v": v}}))
+        .expect("configmap")
+}
+
+/// Goal: create, get, patch, list and watch work through the in-process client, a watch sees
+/// the change made after it started, and the server's request metrics count every request by
+/// verb, with none failing authentication.
+#[tokio::test]
+async fn in_process_client_creates_gets_patches_lists_and_watches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = start(dir.path()).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(r.client.clone());
+
+    let created = api
+        .create(&PostParams::default(), &configmap("a", "1"))
+        .await
+        .expect("create");
+    let rv = created.resource_version().expect("resourceVersion");
+    let got = api.get("a").await.expect("get");
+    assert_eq!(
+        got.data.as_ref().and_then(|d| d.get("v")),
+        Some(&"1".into())
+    );
+
+    let watch = api
+        .watch(&WatchParams::default().timeout(60), &rv)
+        .await
+        .expect("watch starts");
+    let mut watch = watch.boxed();
+
+    let patch = Patch::Merge(json!({"data": {"v": "2"}}));
+    let patched = api
+        .patch("a", &PatchParams::default(), &patch)
+        .await
+        .expect("patch");
+    assert_eq!(
+        patched.data.as_ref().and_then(|d| d.get("v")),
+        Some(&"2".into())
+    );
+
+    let list = api.list(&ListParams::default()).await.expect("list");
+    let names: Vec<String> = list.items.iter().map(ResourceExt::name_any).collect();
+    assert_eq!(names, ["a"]);
+
+    let ev = tokio::time::timeout(WAIT, watch.try_next())
+        .await
+        .expect("a watch event in time")
+        .expect("watch stream ok")
+        .expect("watch stream open");
+    match ev {
+        WatchEvent::Modified(cm) => {
+            assert_eq!(cm.name_any(), "a");
+            assert_eq!(cm.resource_version(), patched.resource_version());
+        }
+        other => panic!("expected MODIFIED, got {other:?}"),
+    }
+
+    let by_verb = r.state.metrics.requests_by_verb();
+    for verb in ["create", "get", "patch", "list", "watch"] {
+        assert_eq!(by_verb.get(verb), Some(&1), "{verb} in {by_verb:?}");
+    }
+    assert_eq!(by_verb.get("error"), None, "no request failed: {by_verb:?}");
+
+    drop(watch);
+    let _ = r.stop.send(());
+    tokio::time::timeout(WAIT, r.task)
+        .await
+        .expect("server stops in time")
+        .expect("server task");
+}
+
+/// Goal: when the server stops serving, an open in-process watch ends (as an HTTP client's
+/// does) instead of hanging, the server's shutdown does not wait on it, and later requests
+/// fail at once.
+#[tokio::test]
+async fn in_process_watch_ends_when_the_server_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = start(dir.path()).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(r.client.clone());
+    api.create(&PostParams::default(), &configmap("a", "1"))
+        .await
+        .expect("create");
+    let mut watch = api
+        .watch(&WatchParams::default().timeout(290), "0")
+        .await
+        .expect("watch starts")
+        .boxed();
+    // The initial state first: the watch is open and being served.
+    let first = tokio::time::timeout(WAIT, watch.try_next())
+        .await
+        .expect("initial event in time")
+        .expect("watch stream ok");
+    assert!(matches!(first, Some(WatchEvent::Added(_))), "{first:?}");
+
+    let _ = r.stop.send(());
+    tokio::time::timeout(WAIT, r.task)
+        .await
+        .expect("server stops in time")
+        .expect("server task");
+    let rest: Vec<_> = tokio::time::timeout(WAIT, watch.collect::<Vec<_>>())
+        .await
+        .expect("the watch ends when the server stops");
+    assert!(rest.iter().all(Result::is_ok), "{rest:?}");
+
+    let after = tokio::time::timeout(WAIT, api.get("a"))
+        .await
+        .expect("a request after shutdown answers in time");
+    let err = after.expect_err("served after shutdown");
+    assert!(err.to_string().contains("stopped"), "{err}");
+}
+
+/// Goal: a request asking for a connection upgrade (exec, attach) is refused by the
+/// in-process client before it reaches the router; it needs HTTPS.
+#[tokio::test]
+async fn in_process_client_refuses_upgrades() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = start(dir.path()).await;
+    let req = http::Request::get("/api/v1/namespaces/default/pods/p/exec?command=true")
+        .header(http::header::UPGRADE, "websocket")
+        .header(http::header::CONNECTION, "Upgrade")
+        .body(Vec::new())
+        .expect("request");
+    let res = r.client.request_text(req).await;
+    let err = res.expect_err("an upgrade was attempted in-process");
+    assert!(err.to_string().contains("cannot upgrade"), "{err}");
+    assert_eq!(r.state.metrics.requests_by_verb().get("exec"), None);
+    let _ = r.stop.send(());
+    r.task.await.expect("server task");
+}
