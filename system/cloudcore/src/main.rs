@@ -19,6 +19,11 @@ use ke_net::{
     process::{EX_USAGE, LogColour, UsageDetail, init_tracing, parse_args},
 };
 
+/// mimalloc (see Cargo.toml): many small allocations per message.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// KubeEdge's cloud daemon (edgefleet).
 #[derive(Debug, Parser)]
 #[command(version, about)]
