@@ -168,8 +168,8 @@ pub struct DeviceFigures {
     pub report_to_status_ms: Percentiles,
     /// Publications DeviceTwin dropped because its bus to the mapper was full.
     pub bus_dropped: u64,
-    /// Real mode: cloudcore's CPU time (API server included) per confirmed report, µs,
-    /// over the whole run (start-up and device creation included, so an upper bound).
+    /// Real mode: cloudcore's CPU time (API server included) per confirmed report, µs, in
+    /// steady state (the second half of the time reports flowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloudcore_cpu_us_per_report: Option<f64>,
 }

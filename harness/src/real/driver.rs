@@ -102,6 +102,10 @@ struct Book {
     queue_peak: u64,
     /// Confirmed twin reports, sampled every second (devices only).
     twin_series: Vec<Sample>,
+    /// cloudcore's CPU seconds at each of those samples.
+    twin_cpu: Vec<f64>,
+    /// When the fleet was ready (seconds since the start).
+    ready_t: Option<f64>,
     /// Device objects created.
     devices_created: usize,
 }
@@ -231,6 +235,7 @@ impl Run {
         loop {
             let up = self.connected().await;
             if up == self.nodes {
+                self.book().ready_t = Some(self.t());
                 let detail = format!("{up} nodes connected at {:.1} s", self.t());
                 self.book()
                     .checks
@@ -428,7 +433,12 @@ impl Run {
             if self.sc.has_devices() {
                 let t = self.t();
                 let twin_confirmed = TwinCounts::sum(&states).confirmed;
-                self.book().twin_series.push(Sample {
+                let pid = self.cloud_pid.load(Ordering::Relaxed);
+                let cpu = procs::usage(pid).map_or(0.0, |(c, _)| c);
+                let mut b = self.book();
+                let cpu = cpu + b.cloud_cpu_base;
+                b.twin_cpu.push(cpu);
+                b.twin_series.push(Sample {
                     t,
                     wall_s: t,
                     twin_confirmed,
@@ -681,7 +691,7 @@ impl Run {
         let devices = self
             .sc
             .has_devices()
-            .then(|| self.device_figures(&states, &counters, cloud_cpu));
+            .then(|| self.device_figures(&states, &counters));
         let wall = self.t();
         let n = self.nodes.max(1) as f64;
         let api_requests = api_requests(&counters);
@@ -857,12 +867,13 @@ impl Run {
         &self,
         states: &[MarkState],
         counters: &BTreeMap<String, f64>,
-        cloud_cpu: f64,
     ) -> DeviceFigures {
         let t = TwinCounts::sum(states);
         let b = self.book();
-        let ready = b.series.first().map(|s| Duration::from_secs_f64(s.t));
+        let ready = b.ready_t.map(Duration::from_secs_f64);
         let (_, _, rate, peak) = rates(&b.twin_series, ready, &self.sc);
+        let end = b.ready_t.unwrap_or_default() + self.sc.last_event_s() as f64;
+        let cpu_per_report = steady_cpu_per_report(&b.twin_series, &b.twin_cpu, end);
         let status_writes = counters.get("device_status_writes").copied().unwrap_or(0.0) as u64;
         DeviceFigures {
             devices: b.devices_created,
@@ -875,11 +886,27 @@ impl Run {
             confirmed_per_sim_s_peak: peak,
             confirmed_per_wall_s: rate,
             confirmed_per_wall_s_peak: peak,
-            cloudcore_cpu_us_per_report: (t.confirmed > 0)
-                .then(|| cloud_cpu * 1e6 / t.confirmed as f64),
+            cloudcore_cpu_us_per_report: cpu_per_report,
             ..DeviceFigures::default()
         }
     }
+}
+
+/// cloudcore's CPU µs per confirmed report in steady state: over the second half of the
+/// samples from the first confirmed report to `end` (device creation and start-up are over
+/// by then; the mappers have not stopped).
+fn steady_cpu_per_report(series: &[Sample], cpu: &[f64], end: f64) -> Option<f64> {
+    let window: Vec<(u64, f64)> = series
+        .iter()
+        .zip(cpu)
+        .skip_while(|(s, _)| s.twin_confirmed == 0)
+        .take_while(|(s, _)| s.t <= end)
+        .map(|(s, c)| (s.twin_confirmed, *c))
+        .collect();
+    let half = &window[window.len() / 2..];
+    let (a, z) = (half.first()?, half.last()?);
+    let reports = z.0.checked_sub(a.0).filter(|n| *n > 0)?;
+    Some((z.1 - a.1) * 1e6 / reports as f64)
 }
 
 /// API-server requests by verb, from the counters.
@@ -934,6 +961,29 @@ fn checks_bounds(sc: &Scenario, b: &mut Book, nodes: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Goal: steady-state CPU per report uses the second half of the reporting window only
+    /// (start-up's CPU is left out) and stops at the end of the workload. Method: reports
+    /// start at t = 2; the first samples carry start-up CPU; after `end` the CPU jumps.
+    #[test]
+    fn steady_cpu_per_report_uses_the_late_window() {
+        let confirmed = [0u64, 0, 100, 200, 300, 400, 500, 600, 700, 800];
+        let series: Vec<Sample> = confirmed
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| Sample {
+                t: i as f64,
+                twin_confirmed: c,
+                ..Sample::default()
+            })
+            .collect();
+        // 50 CPU s of start-up, then 0.01 s per second (100 reports): 100 µs per report.
+        let mut cpu: Vec<f64> = (0..10).map(|i| 50.0 + 0.01 * f64::from(i)).collect();
+        cpu[9] = 99.0;
+        let us = steady_cpu_per_report(&series, &cpu, 8.0).unwrap();
+        assert!((us - 100.0).abs() < 1e-6, "{us}");
+        assert_eq!(steady_cpu_per_report(&series[..2], &cpu[..2], 8.0), None);
+    }
 
     /// Goal: the ACK histogram and counters are read back from cloudcore's exposition.
     #[test]

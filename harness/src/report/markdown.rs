@@ -175,7 +175,7 @@ fn devices(out: &mut String, o: &Outcome) -> fmt::Result {
         let per_core = if us > 0.0 { 1e6 / us } else { 0.0 };
         writeln!(
             out,
-            "| cloudcore CPU per confirmed report (whole run) | {us:.0} µs (≈ {per_core:.0} reports/s per core) |"
+            "| cloudcore CPU per confirmed report (steady state) | {us:.0} µs (≈ {per_core:.0} reports/s per core) |"
         )?;
     }
     writeln!(out, "| Bus publications dropped | {} |\n", d.bus_dropped)?;
