@@ -425,30 +425,7 @@ fn persist(
     kind: EventType,
     obj: &Obj,
 ) -> Result<(), StoreError> {
-    // BEGIN and COMMIT from the statement cache too: rusqlite's `Transaction` parses both
-    // on every write (`execute_batch`), 3.7% of a loaded cloudcore's CPU.
-    db.prepare_cached("BEGIN")?.execute([])?;
-    let written = write_object(db, prefix, key, kind, obj);
-    match written.and_then(|()| Ok(db.prepare_cached("COMMIT")?.execute([])?)) {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            // Nothing of this write stays (a failed COMMIT may leave the transaction open).
-            if !db.is_autocommit() {
-                let _ = db.execute_batch("ROLLBACK");
-            }
-            Err(e)
-        }
-    }
-}
-
-/// The row changes of one write, inside the caller's transaction.
-fn write_object(
-    tx: &Connection,
-    prefix: &str,
-    key: &str,
-    kind: EventType,
-    obj: &Obj,
-) -> Result<(), StoreError> {
+    let tx = db.transaction()?;
     {
         if kind == EventType::Deleted {
             let mut st = tx.prepare_cached("DELETE FROM objects WHERE prefix = ?1 AND key = ?2")?;
@@ -470,6 +447,7 @@ fn write_object(
             st.execute(params![i64::try_from(obj.rv).unwrap_or(i64::MAX)])?;
         }
     }
+    tx.commit()?;
     Ok(())
 }
 

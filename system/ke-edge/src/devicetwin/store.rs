@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use ke_proto::twin::{
     MemberDevice, MsgTwin, TYPE_DELETED, TwinValue, TwinVersion, TypeMetadata, ValueMetadata,
 };
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 
-use crate::metamanager::{MetaStore, store::immediate};
+use crate::metamanager::MetaStore;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS device (
@@ -152,10 +152,16 @@ impl TwinStore {
     /// Runs `f` in one immediate transaction, committed if it returns `Ok`.
     pub fn write<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
+        f: impl FnOnce(&Transaction<'_>) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        self.meta
-            .with_conn(|c| immediate(c, |e| E::from(sql("commit")(e)), f))
+        self.meta.with_conn(|c| {
+            let tx = c
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(sql("begin"))?;
+            let out = f(&tx)?;
+            tx.commit().map_err(sql("commit"))?;
+            Ok(out)
+        })
     }
 
     /// Runs `f` on the connection (reads).

@@ -26,7 +26,7 @@ use std::{
 };
 
 use ke_proto::{ResourcePath, ResourceType};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde_json::Value;
 
 use super::{
@@ -39,23 +39,6 @@ use super::{
 /// resync after a reconnect resends only live objects), so a few thousand deletes of history
 /// is ample.
 pub const TOMBSTONES_MAX: u32 = 10_000;
-
-/// Runs `f` in one `BEGIN IMMEDIATE` … `COMMIT` transaction, both statements from the
-/// statement cache (rusqlite's `Transaction` parses them on every call: one per message at
-/// the edge). Rolls back when `f` or the commit fails, so nothing of a failed write stays.
-pub(crate) fn immediate<T, E>(
-    conn: &Connection,
-    sql_err: impl Fn(rusqlite::Error) -> E,
-    f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
-) -> std::result::Result<T, E> {
-    let run = |text: &str| conn.prepare_cached(text).and_then(|mut st| st.execute([]));
-    run("BEGIN IMMEDIATE").map_err(&sql_err)?;
-    let out = f(conn).and_then(|v| run("COMMIT").map(|_| v).map_err(&sql_err));
-    if out.is_err() && !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
-    }
-    out
-}
 
 /// Parsed statements kept per connection (see `init`).
 const STATEMENT_CACHE: usize = 64;
@@ -221,16 +204,16 @@ impl MetaStore {
     /// leaves the stored object alone (KubeEdge's pod rule, applied to every type).
     pub fn apply(&self, msg: &ke_proto::Message) -> Result<Applied> {
         let change = Change::from_message(msg)?;
-        let conn = self.lock();
-        let applied = immediate(
-            &conn,
-            |e| sql("commit")(e),
-            |tx| match &change.write {
-                Write::Upsert(obj) => upsert(tx, &change, obj),
-                Write::Delete => delete(tx, &change),
-                Write::Release => release(tx, &change),
-            },
-        )?;
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(sql("begin"))?;
+        let applied = match &change.write {
+            Write::Upsert(obj) => upsert(&tx, &change, obj)?,
+            Write::Delete => delete(&tx, &change)?,
+            Write::Release => release(&tx, &change)?,
+        };
+        tx.commit().map_err(sql("commit"))?;
         drop(conn);
         if let Some(observe) = &self.observer {
             observe(Observed {
@@ -383,7 +366,7 @@ fn tombstoned(conn: &Connection, uid: &str) -> Result<bool> {
 
 /// `(uid, rv)` stored at `key`, or `None` if the key holds nothing. A `meta` row without a
 /// `meta_sync` row (written by another tool) has unknown identity and version.
-fn stored(tx: &Connection, key: &str) -> Result<Option<Stored>> {
+fn stored(tx: &Transaction<'_>, key: &str) -> Result<Option<Stored>> {
     tx.prepare_cached(
         "SELECT coalesce(s.uid, ''), coalesce(s.resource_version, '')
          FROM meta m LEFT JOIN meta_sync s ON s.key = m.key WHERE m.key = ?1",
@@ -393,7 +376,7 @@ fn stored(tx: &Connection, key: &str) -> Result<Option<Stored>> {
     .map_err(sql("read stored"))
 }
 
-fn upsert(tx: &Connection, change: &Change, obj: &Value) -> Result<Applied> {
+fn upsert(tx: &Transaction<'_>, change: &Change, obj: &Value) -> Result<Applied> {
     if let Some(uid) = &change.uid
         && tombstoned(tx, uid)?
     {
@@ -422,7 +405,7 @@ fn upsert(tx: &Connection, change: &Change, obj: &Value) -> Result<Applied> {
     }
 }
 
-fn delete(tx: &Connection, change: &Change) -> Result<Applied> {
+fn delete(tx: &Transaction<'_>, change: &Change) -> Result<Applied> {
     let rv = change.rv.clone().unwrap_or_default();
     let stored = stored(tx, &change.key)?;
     let matches = match (&stored, &change.uid) {
@@ -453,7 +436,7 @@ fn delete(tx: &Connection, change: &Change) -> Result<Applied> {
 }
 
 /// Removes the stored object if it is the one named (same UID), without a tombstone.
-fn release(tx: &Connection, change: &Change) -> Result<Applied> {
+fn release(tx: &Transaction<'_>, change: &Change) -> Result<Applied> {
     let Some((s_uid, _)) = stored(tx, &change.key)? else {
         return Ok(Applied::Gone);
     };
@@ -477,7 +460,7 @@ fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-fn write_row(tx: &Connection, change: &Change, obj: &Value) -> Result<()> {
+fn write_row(tx: &Transaction<'_>, change: &Change, obj: &Value) -> Result<()> {
     let text = obj.to_string();
     tx.prepare_cached(
         "INSERT INTO meta (key, type, value) VALUES (?1, ?2, ?3)
@@ -502,7 +485,7 @@ fn write_row(tx: &Connection, change: &Change, obj: &Value) -> Result<()> {
 }
 
 /// Records `uid` as deleted and ages out the oldest tombstones past [`TOMBSTONES_MAX`].
-fn add_tombstone(tx: &Connection, uid: &str, key: &str, rv: &str) -> Result<()> {
+fn add_tombstone(tx: &Transaction<'_>, uid: &str, key: &str, rv: &str) -> Result<()> {
     if uid.is_empty() {
         return Ok(());
     }
