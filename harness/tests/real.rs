@@ -200,3 +200,25 @@ ready_within_s = 120
     assert!(d["status_writes"].as_u64().unwrap() >= accepted, "{d:#}");
     assert!(d["confirmed_per_wall_s"].as_f64().unwrap() > 5.0, "{d:#}");
 }
+
+/// Goal: a device phase real mode cannot run yet is refused before anything starts, naming
+/// the phase. Method: devices-10k (its `desired_churn`) in real mode.
+#[test]
+fn real_mode_refuses_device_phases_it_cannot_run() {
+    let out = fleet()
+        .args([
+            "run",
+            "--mode",
+            "real",
+            "scenarios/devices-10k.toml",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("desired_churn") && err.contains("real-mode"),
+        "{err}"
+    );
+}
