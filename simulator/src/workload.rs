@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 mod devices;
 
-pub use devices::{device_object, model_object};
+pub use devices::{DeviceApis, device_object, model_object};
 
 use crate::{
     fleet::{self, Shared},

@@ -15,7 +15,6 @@ use std::{
 use anyhow::Result;
 use futures::{StreamExt as _, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use ke_cloud::devicecontroller::DeviceKind;
 use ke_core::Clock as _;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -23,14 +22,14 @@ use simulator::{
     Scenario,
     assemble::ack_percentiles_from,
     assemble::rates,
-    devices::{DEVICE_NS, device_name},
+    devices::device_name,
     outcome::{
         CheckKind, CheckResult, DeviceFigures, Metrics, Outcome, Percentiles, RealFigures, Sample,
     },
     safety::{CHECKS, Violations},
     scenario::{Fault, Phase},
     workload::{
-        WRITTEN_MS, configmap_object, device_object, diff_holdings, expected_holdings,
+        DeviceApis, WRITTEN_MS, configmap_object, device_object, diff_holdings, expected_holdings,
         model_object, pod_object, retry,
     },
 };
@@ -164,7 +163,7 @@ impl Run {
             cloud: tokio::sync::Mutex::new(cloud),
             marks,
             pods: Api::namespaced(client.clone(), NS),
-            dev: DeviceApis::new(&client),
+            dev: DeviceApis::new(client.clone()),
             cms: Api::namespaced(client, NS),
             book: Mutex::default(),
             started: Instant::now(),
@@ -753,22 +752,6 @@ impl Run {
 }
 
 // ---- devices ----------------------------------------------------------------------------
-
-/// The device APIs of the run's namespace.
-struct DeviceApis {
-    devices: Api<kube::api::DynamicObject>,
-    models: Api<kube::api::DynamicObject>,
-}
-
-impl DeviceApis {
-    fn new(client: &kube::Client) -> Self {
-        let ar = |k: DeviceKind| k.api_resource();
-        Self {
-            devices: Api::namespaced_with(client.clone(), DEVICE_NS, &ar(DeviceKind::Device)),
-            models: Api::namespaced_with(client.clone(), DEVICE_NS, &ar(DeviceKind::DeviceModel)),
-        }
-    }
-}
 
 fn dynamic(v: serde_json::Value) -> Result<kube::api::DynamicObject> {
     Ok(serde_json::from_value(v)?)

@@ -20,14 +20,17 @@ use crate::{
     scenario::Scenario,
 };
 
-/// The driver's device APIs.
-pub(super) struct DeviceApis {
-    devices: Api<DynamicObject>,
-    models: Api<DynamicObject>,
+/// The device APIs of the fleet's namespace (the simulator's driver and real mode's).
+pub struct DeviceApis {
+    /// Devices.
+    pub devices: Api<DynamicObject>,
+    /// DeviceModels.
+    pub models: Api<DynamicObject>,
 }
 
 impl DeviceApis {
-    pub(super) fn new(client: kube::Client) -> Self {
+    /// Both APIs on `client`.
+    pub fn new(client: kube::Client) -> Self {
         let ar = |k: DeviceKind| k.api_resource();
         Self {
             devices: Api::namespaced_with(client.clone(), DEVICE_NS, &ar(DeviceKind::Device)),
