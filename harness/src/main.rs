@@ -91,6 +91,13 @@ enum Cmd {
         /// processes on real sockets (needs `cloudcore` and `edgemark` beside `fleet`).
         #[arg(long, value_enum, default_value_t = Mode::Sim)]
         mode: Mode,
+        /// Real mode: cloudcore's runtime worker threads (default: half the cores).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        cloudcore_threads: Option<u16>,
+        /// Real mode: each edgemark process's worker threads (default: the other cores,
+        /// shared among them).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        edgemark_threads: Option<u16>,
     },
     /// Run a scenario twice with the same seed and compare digests.
     Determinism {
@@ -190,13 +197,24 @@ fn dispatch(cli: Cli) -> Result<u8> {
             nodes,
             out,
             mode: Mode::Sim,
-        } => cmd_run(&common, nodes, out),
+            cloudcore_threads,
+            edgemark_threads,
+        } => {
+            if cloudcore_threads.is_some() || edgemark_threads.is_some() {
+                anyhow::bail!(
+                    "--cloudcore-threads and --edgemark-threads are for real mode (--mode real); the simulator runs on one thread"
+                );
+            }
+            cmd_run(&common, nodes, out)
+        }
         Cmd::Run {
             common,
             nodes,
             out,
             mode: Mode::Real,
-        } => cmd_run_real(&common, nodes, out),
+            cloudcore_threads,
+            edgemark_threads,
+        } => cmd_run_real(&common, nodes, out, (cloudcore_threads, edgemark_threads)),
         Cmd::Determinism { common, nodes } => cmd_determinism(&common, nodes),
         Cmd::Perf { common, nodes, out } => cmd_perf(&common, &nodes, out),
         Cmd::Capacity {
@@ -328,12 +346,18 @@ fn cmd_run(c: &Common, nodes: Option<usize>, out: Option<PathBuf>) -> Result<u8>
     Ok(code)
 }
 
-fn cmd_run_real(c: &Common, nodes: Option<usize>, out: Option<PathBuf>) -> Result<u8> {
+fn cmd_run_real(
+    c: &Common,
+    nodes: Option<usize>,
+    out: Option<PathBuf>,
+    threads: (Option<u16>, Option<u16>),
+) -> Result<u8> {
     let mut sc = load(&c.scenario)?;
     if let Some(n) = nodes {
         sc.fleet.nodes = n;
     }
     real::check_supported(&sc)?;
+    let threads = real::Threads::for_machine(sc.fleet.nodes, threads.0, threads.1);
     let work = tempfile::Builder::new()
         .prefix("fleet-real-")
         .tempdir_in(work_root())
@@ -349,7 +373,7 @@ fn cmd_run_real(c: &Common, nodes: Option<usize>, out: Option<PathBuf>) -> Resul
     );
     bar.set_prefix(format!("{} real mode", sc.name));
     let b = bar.clone();
-    let o = real::run(&sc, work.path(), move |p| {
+    let o = real::run(&sc, work.path(), threads, move |p| {
         b.set_message(format!(
             "connected {}/{}  {:.0} s",
             p.connected, p.nodes, p.seconds
@@ -369,6 +393,10 @@ fn cmd_run_real(c: &Common, nodes: Option<usize>, out: Option<PathBuf>) -> Resul
     if let Some(n) = nodes {
         cmd.push_str(&format!(" --nodes {n}"));
     }
+    cmd.push_str(&format!(
+        " --cloudcore-threads {} --edgemark-threads {}",
+        threads.cloudcore, threads.edgemark
+    ));
     report::write_reports(&o, &dir, &cmd)?;
     eprintln!("{}", summary(&o));
     if let Some(r) = &o.real {

@@ -103,6 +103,12 @@ pub struct RealFigures {
     pub edgemark_cpu_seconds: f64,
     /// cloudcore restarts (crash faults).
     pub cloudcore_restarts: u32,
+    /// cloudcore's runtime worker threads (0: not recorded, a report from before).
+    #[serde(default)]
+    pub cloudcore_threads: u16,
+    /// Each edgemark process's runtime worker threads (0: not recorded).
+    #[serde(default)]
+    pub edgemark_threads: u16,
 }
 
 /// Measured figures of a run.

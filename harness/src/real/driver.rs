@@ -36,7 +36,7 @@ use simulator::{
 use tokio::time::Instant;
 
 use super::{
-    Progress,
+    Progress, Threads,
     procs::{self, Cloud, Mark},
 };
 
@@ -117,6 +117,7 @@ pub(crate) struct Run {
     cloud: tokio::sync::Mutex<Cloud>,
     cloud_pid: AtomicU32,
     marks: Vec<Mark>,
+    threads: Threads,
     pods: Api<Pod>,
     cms: Api<ConfigMap>,
     /// Devices and DeviceModels (scenarios with devices).
@@ -143,17 +144,19 @@ impl Run {
     pub(crate) async fn execute(
         sc: Scenario,
         work: PathBuf,
+        threads: Threads,
         progress: impl Fn(Progress) + Send + Sync + 'static,
     ) -> Result<Outcome> {
         let nodes = sc.fleet.nodes;
-        let cloud = Cloud::start(&work.join("cloud"), nodes).await?;
+        let cloud = Cloud::start(&work.join("cloud"), nodes, threads.cloudcore).await?;
         let token = cloud.token()?;
         let periods = (
             sc.edge.heartbeat_s,
             sc.edge.status_update_period_s,
             sc.edge.lease_renew_period_s,
         );
-        let marks = procs::start_marks(&work, &cloud, &token, &sc, periods).await?;
+        let marks =
+            procs::start_marks(&work, &cloud, &token, &sc, periods, threads.edgemark).await?;
         let kc = kube::config::Kubeconfig::read_from(&cloud.kubeconfig)?;
         let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
         let client = kube::Client::try_from(cfg)?;
@@ -162,6 +165,7 @@ impl Run {
             cloud_pid: AtomicU32::new(cloud.proc.pid()),
             cloud: tokio::sync::Mutex::new(cloud),
             marks,
+            threads,
             pods: Api::namespaced(client.clone(), NS),
             dev: DeviceApis::new(client.clone()),
             cms: Api::namespaced(client, NS),
@@ -715,6 +719,8 @@ impl Run {
             cloudcore_cpu_seconds_per_node_hour: cloud_cpu / n / (wall / 3600.0).max(1e-9),
             api_requests_per_node_minute: api_total as f64 / n / (wall / 60.0).max(1e-9),
             edgemark_processes: self.marks.len(),
+            cloudcore_threads: self.threads.cloudcore,
+            edgemark_threads: self.threads.edgemark,
             edgemark_peak_rss_bytes: b.marks_peak_rss.values().sum(),
             edgemark_cpu_seconds: b.marks_cpu.values().sum(),
             cloudcore_restarts: u32::try_from(

@@ -31,6 +31,46 @@ use simulator::{
     scenario::{Fault, Phase},
 };
 
+/// Runtime worker threads of the processes (their `--worker-threads`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Threads {
+    /// cloudcore's.
+    pub(crate) cloudcore: u16,
+    /// Each edgemark process's.
+    pub(crate) edgemark: u16,
+}
+
+impl Threads {
+    /// The machine's `cores` split between cloudcore and `marks` edgemark processes, where
+    /// not set: half (at least one) to cloudcore, the rest shared by the edgemarks (at least
+    /// one each). Every process defaulting to one thread per core oversubscribes the machine,
+    /// and each wake-up of a task on another thread then costs a futex and a context switch:
+    /// on two cores, one thread each cut cloudcore's CPU per twin report from 293 to 215 µs
+    /// and raised the confirmed rate from 2,833/s to 3,789/s.
+    pub(crate) fn plan(
+        cores: usize,
+        marks: usize,
+        cloudcore: Option<u16>,
+        edgemark: Option<u16>,
+    ) -> Self {
+        let fit = |n: usize| u16::try_from(n.max(1)).unwrap_or(u16::MAX);
+        let cloud = cloudcore.unwrap_or_else(|| fit(cores / 2));
+        let rest = cores.saturating_sub(usize::from(cloud));
+        let edge = edgemark.unwrap_or_else(|| fit(rest / marks.max(1)));
+        Self {
+            cloudcore: cloud,
+            edgemark: edge,
+        }
+    }
+
+    /// [`Threads::plan`] for `nodes` nodes on this machine.
+    pub(crate) fn for_machine(nodes: usize, cloudcore: Option<u16>, edgemark: Option<u16>) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let marks = nodes.div_ceil(procs::NODES_PER_EDGEMARK);
+        Self::plan(cores, marks, cloudcore, edgemark)
+    }
+}
+
 /// What the progress bar shows.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Progress {
@@ -75,6 +115,7 @@ pub(crate) fn check_supported(sc: &Scenario) -> Result<()> {
 pub(crate) fn run(
     sc: &Scenario,
     work: &Path,
+    threads: Threads,
     progress: impl FnMut(Progress) + Send + 'static,
 ) -> Result<Outcome> {
     check_supported(sc)?;
@@ -86,7 +127,35 @@ pub(crate) fn run(
         let mut f = progress.lock().unwrap_or_else(PoisonError::into_inner);
         f(p);
     };
-    let out = rt.block_on(driver::Run::execute(sc.clone(), work.to_owned(), tell));
+    let out = rt.block_on(driver::Run::execute(
+        sc.clone(),
+        work.to_owned(),
+        threads,
+        tell,
+    ));
     rt.shutdown_timeout(Duration::from_secs(5));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: the default split gives cloudcore half the cores and shares the rest among the
+    /// edgemark processes, never zero, and a flag overrides its own part only.
+    /// Method: two and eight cores, one and three edgemarks, with and without flags.
+    #[test]
+    fn threads_split_the_cores() {
+        let t = |c, e| Threads {
+            cloudcore: c,
+            edgemark: e,
+        };
+        assert_eq!(Threads::plan(2, 1, None, None), t(1, 1));
+        assert_eq!(Threads::plan(8, 1, None, None), t(4, 4));
+        assert_eq!(Threads::plan(8, 3, None, None), t(4, 1));
+        assert_eq!(Threads::plan(1, 2, None, None), t(1, 1));
+        assert_eq!(Threads::plan(8, 1, Some(6), None), t(6, 2));
+        assert_eq!(Threads::plan(2, 1, Some(2), Some(2)), t(2, 2));
+        assert_eq!(Threads::plan(2, 1, Some(4), None), t(4, 1));
+    }
 }

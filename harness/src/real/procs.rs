@@ -105,11 +105,13 @@ pub(crate) struct Cloud {
     pub(crate) metrics: SocketAddr,
     pub(crate) kubeconfig: PathBuf,
     restarts: u32,
+    /// Its `--worker-threads`.
+    threads: u16,
 }
 
 impl Cloud {
     /// Writes the configuration under `dir` and starts cloudcore; returns once it is ready.
-    pub(crate) async fn start(dir: &Path, nodes: usize) -> Result<Self> {
+    pub(crate) async fn start(dir: &Path, nodes: usize, threads: u16) -> Result<Self> {
         fs::create_dir_all(dir)?;
         let ports = StandalonePorts {
             websocket: free_port().await?,
@@ -125,7 +127,7 @@ impl Cloud {
             .context("the generated cloudcore configuration")?;
         let config = dir.join("cloudcore.yaml");
         fs::write(&config, cfg.to_yaml())?;
-        let proc = Self::spawn_proc(dir, &config, 0)?;
+        let proc = Self::spawn_proc(dir, &config, 0, threads)?;
         let mut cloud = Self {
             proc,
             dir: dir.to_owned(),
@@ -135,17 +137,19 @@ impl Cloud {
             metrics: SocketAddr::new(ip, ports.metrics),
             kubeconfig: dir.join("apiserver").join("kubeconfig"),
             restarts: 0,
+            threads,
         };
         cloud.wait_ready(Duration::from_secs(120)).await?;
         Ok(cloud)
     }
 
-    fn spawn_proc(dir: &Path, config: &Path, n: u32) -> Result<Proc> {
+    fn spawn_proc(dir: &Path, config: &Path, n: u32, threads: u16) -> Result<Proc> {
         let log = dir.join(format!("cloudcore.{n}.log"));
         Proc::spawn(
             Command::new(binary("cloudcore")?)
                 .arg("--config")
                 .arg(config)
+                .args(["--worker-threads", &threads.to_string()])
                 .env("RUST_LOG", "warn"),
             log,
         )
@@ -173,7 +177,7 @@ impl Cloud {
         self.proc.kill();
         tokio::time::sleep(down).await;
         self.restarts += 1;
-        self.proc = Self::spawn_proc(&self.dir, &self.config, self.restarts)?;
+        self.proc = Self::spawn_proc(&self.dir, &self.config, self.restarts, self.threads)?;
         self.wait_ready(Duration::from_secs(120)).await
     }
 
@@ -209,6 +213,7 @@ pub(crate) async fn start_marks(
     token: &str,
     sc: &simulator::Scenario,
     periods: (u64, u64, u64),
+    threads: u16,
 ) -> Result<Vec<Mark>> {
     let (heartbeat, status, lease) = periods;
     let nodes = sc.fleet.nodes;
@@ -235,6 +240,7 @@ pub(crate) async fn start_marks(
             .args(["--heartbeat", &heartbeat.to_string()])
             .args(["--status-period", &status.to_string()])
             .args(["--lease-period", &lease.to_string()])
+            .args(["--worker-threads", &threads.to_string()])
             .args([
                 "--devices-per-node",
                 &sc.fleet.devices_per_node.to_string(),

@@ -70,6 +70,13 @@ fn real(out: &mut String, o: &Outcome) -> fmt::Result {
     writeln!(out, "| API requests per node-minute | {api:.2} |")?;
     writeln!(out, "| cloudcore restarts | {} |", r.cloudcore_restarts)?;
     writeln!(out, "| edgemark processes | {} |", r.edgemark_processes)?;
+    if r.cloudcore_threads > 0 {
+        writeln!(
+            out,
+            "| worker threads (cloudcore / each edgemark) | {} / {} |",
+            r.cloudcore_threads, r.edgemark_threads
+        )?;
+    }
     writeln!(
         out,
         "| edgemark peak RSS (sum) | {:.1} MiB |",

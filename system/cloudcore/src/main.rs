@@ -34,6 +34,12 @@ struct Args {
     /// Print the full default configuration and exit.
     #[arg(long)]
     defaultconfig: bool,
+    /// Runtime worker threads (default: one per core). Fewer than the cores when other busy
+    /// processes share the machine: every wake-up of a task on another thread is a futex
+    /// and a context switch (one thread cut cloudcore's CPU per twin report by a quarter
+    /// beside a load generator on two cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    worker_threads: Option<u16>,
 }
 
 /// A failure before anything ran: bad flags or a bad configuration.
@@ -63,17 +69,26 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(LogColour::IfTerminal);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.worker_threads {
+        rt.worker_threads(usize::from(n));
+    }
+    let rt = match rt.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cloudcore: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cfg)) {
+    // The daemon runs as a task on the runtime's workers, not on this thread: polled by
+    // `block_on`, EdgeController (with the embedded API server's handlers) ran on the main
+    // thread beside the workers running CloudHub's sessions, and every hand-off between
+    // them (a report in, its confirmation out) crossed threads: an eventfd write and a
+    // wake-up each.
+    let result = rt
+        .block_on(async { tokio::spawn(run(cfg)).await })
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the cloudcore task failed: {e}")));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "cloudcore failed");

@@ -76,6 +76,9 @@ struct Args {
     /// Nodes to run.
     #[arg(long)]
     count: u32,
+    /// Runtime worker threads (default: one per core; see cloudcore's flag of that name).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    worker_threads: Option<u16>,
     /// Where each node's certificates go (a tmpfs is best: joins write files).
     #[arg(long)]
     data_dir: PathBuf,
@@ -123,11 +126,11 @@ fn main() -> ExitCode {
     init_tracing(LogColour::IfTerminal);
     // Worker threads get the main thread's 8 MiB: an EdgeCore's poll nests deeply, and in
     // a debug build (the tests' `fleet run --mode real`) tokio's default 2 MiB overflowed.
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(8 << 20)
-        .build()
-    {
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.worker_threads {
+        rt.worker_threads(usize::from(n));
+    }
+    let rt = match rt.enable_all().thread_stack_size(8 << 20).build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("edgemark: cannot start the runtime: {e}");

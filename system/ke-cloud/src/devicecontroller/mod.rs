@@ -24,8 +24,6 @@
 pub mod crds;
 pub mod twins;
 
-use std::collections::BTreeSet;
-
 use ke_proto::twin::MemberDevice;
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
@@ -93,15 +91,15 @@ pub fn model_ref(device: &Value) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
-/// The property names in a Device's `spec.properties`.
-pub fn property_names(device: &Value) -> BTreeSet<String> {
+/// The property names in a Device's `spec.properties`, in spec order (borrowed: a report
+/// checks its few properties against them).
+pub fn property_names(device: &Value) -> Vec<&str> {
     device
         .pointer("/spec/properties")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(|p| p.get("name").and_then(Value::as_str))
-        .map(str::to_owned)
         .collect()
 }
 
@@ -136,8 +134,7 @@ mod tests {
                      "properties": [{"name": "temp"}, {"name": "rpm"}, {"desired": {}}]}});
         assert_eq!(node_name(&d), "edge-1");
         assert_eq!(model_ref(&d), Some("m"));
-        let names: Vec<String> = property_names(&d).into_iter().collect();
-        assert_eq!(names, ["rpm", "temp"]);
+        assert_eq!(property_names(&d), ["temp", "rpm"]);
         let m = member_device("default", "d1", &d);
         assert_eq!(
             (m.id.as_str(), m.name.as_str(), m.description.as_str()),

@@ -6,7 +6,7 @@
 //! dropped on the next report (KubeEdge's `removeTwinWithNameChanged`).
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     sync::{Mutex, PoisonError},
 };
 
@@ -61,19 +61,38 @@ fn property(value: Option<&TwinValue>, twin: &MsgTwin) -> Option<TwinProperty> {
     Some(TwinProperty { value: v, metadata })
 }
 
+/// What [`apply_report`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// How many reported properties were applied (the others are not in the spec).
+    pub properties: usize,
+    /// True if the list changed (an entry dropped or added, or a value or its metadata new).
+    pub changed: bool,
+}
+
+/// Sets `slot` to `value` if that changes it; true if it did.
+fn set_if_new(slot: &mut Option<TwinProperty>, value: Option<TwinProperty>) -> bool {
+    match value {
+        Some(v) if slot.as_ref() != Some(&v) => {
+            *slot = Some(v);
+            true
+        }
+        _ => false,
+    }
+}
+
 /// Applies a report to `twins`: drops entries whose property is not in `properties`, then for
 /// each reported property that is, sets `reported` from `actual` and `observedDesired` from
 /// `expected` (each only when the report carries a value), adding the entry if new (in the
-/// report's property order). Returns how many reported properties were applied.
-pub fn apply_report(
-    twins: &mut Vec<Twin>,
-    report: &TwinUpdate,
-    properties: &BTreeSet<String>,
-) -> usize {
-    twins.retain(|t| properties.contains(&t.property_name));
+/// report's property order).
+pub fn apply_report(twins: &mut Vec<Twin>, report: &TwinUpdate, properties: &[&str]) -> Applied {
+    let known = |name: &str| properties.contains(&name);
+    let before = twins.len();
+    twins.retain(|t| known(&t.property_name));
+    let mut changed = twins.len() != before;
     let mut applied = 0;
     for (name, msg) in &report.twin {
-        if !properties.contains(name) {
+        if !known(name) {
             continue;
         }
         applied += 1;
@@ -84,18 +103,21 @@ pub fn apply_report(
                     property_name: name.clone(),
                     ..Twin::default()
                 });
+                changed = true;
                 twins.len() - 1
             }
         };
         let entry = &mut twins[i];
-        if let Some(p) = property(msg.actual.as_ref(), msg) {
-            entry.reported = Some(p);
-        }
-        if let Some(p) = property(msg.expected.as_ref(), msg) {
-            entry.observed_desired = Some(p);
-        }
+        changed |= set_if_new(&mut entry.reported, property(msg.actual.as_ref(), msg));
+        changed |= set_if_new(
+            &mut entry.observed_desired,
+            property(msg.expected.as_ref(), msg),
+        );
     }
-    applied
+    Applied {
+        properties: applied,
+        changed,
+    }
 }
 
 /// A device's twin list as last written, with the UID of the Device it belongs to.
@@ -119,12 +141,14 @@ impl TwinCache {
         self.devices.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The cached list of device `key`, if it belongs to the Device with `uid`.
-    pub fn get(&self, key: &(String, String), uid: &str) -> Option<Vec<Twin>> {
+    /// Takes the cached list of device `key` out of the cache (no copy), if it belongs to the
+    /// Device with `uid`; [`TwinCache::put`] puts it back once written. A list that belongs to
+    /// an older Device of that name is dropped.
+    pub fn take(&self, key: &(String, String), uid: &str) -> Option<Vec<Twin>> {
         self.lock()
-            .get(key)
+            .remove(key)
             .filter(|c| c.device_uid == uid)
-            .map(|c| c.twins.clone())
+            .map(|c| c.twins)
     }
 
     /// Records the list just written.
@@ -164,10 +188,6 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    fn props(names: &[&str]) -> BTreeSet<String> {
-        names.iter().map(|s| (*s).to_owned()).collect()
-    }
-
     /// Goal: the first report of a property is written with its value and metadata (KubeEdge
     /// writes empty values the first time); properties outside the spec are ignored.
     /// Method: an empty list, a report of `temp` (actual with timestamp and type, expected
@@ -179,7 +199,8 @@ mod tests {
             "temp": {"actual": {"value": "23", "metadata": {"timestamp": 1700}},
                      "expected": {"value": "25"}, "metadata": {"type": "int"}},
             "ghost": {"actual": {"value": "1"}}}}));
-        assert_eq!(apply_report(&mut twins, &r, &props(&["temp"])), 1);
+        let applied = apply_report(&mut twins, &r, &["temp"]);
+        assert_eq!((applied.properties, applied.changed), (1, true));
         let got = serde_json::to_value(&twins).unwrap();
         assert_eq!(
             got,
@@ -200,21 +221,43 @@ mod tests {
             {"propertyName": "rpm", "reported": {"value": "900"}}]))
         .unwrap();
         let r = report(json!({"twin": {"temp": {"actual": {"value": "2"}}}}));
-        assert_eq!(apply_report(&mut twins, &r, &props(&["temp"])), 1);
+        let applied = apply_report(&mut twins, &r, &["temp"]);
+        assert_eq!((applied.properties, applied.changed), (1, true));
         assert_eq!(twins.len(), 1);
         assert_eq!(twins[0].reported.as_ref().unwrap().value, "2");
         assert_eq!(twins[0].observed_desired.as_ref().unwrap().value, "5");
     }
 
-    /// Goal: the cache answers only for the Device it was filled for. Method: put, then get
-    /// with the same and another UID, then remove.
+    /// Goal: a report that repeats what the list holds changes nothing (no write follows);
+    /// a dropped entry alone is a change. Method: the same report applied twice, then the
+    /// spec without one of two properties and a report of the other.
+    #[test]
+    fn unchanged_reports_are_recognised() {
+        let mut twins = Vec::new();
+        let r = report(json!({"twin": {"temp": {"actual": {"value": "7"}}}}));
+        assert!(apply_report(&mut twins, &r, &["temp", "rpm"]).changed);
+        assert!(!apply_report(&mut twins, &r, &["temp", "rpm"]).changed);
+        let rpm = report(json!({"twin": {"rpm": {"actual": {"value": "9"}}}}));
+        assert!(apply_report(&mut twins, &rpm, &["temp", "rpm"]).changed);
+        assert!(!apply_report(&mut twins, &rpm, &["temp", "rpm"]).changed);
+        let applied = apply_report(&mut twins, &rpm, &["rpm"]);
+        assert_eq!((applied.properties, applied.changed), (1, true));
+        assert_eq!(twins.len(), 1);
+    }
+
+    /// Goal: the cache answers only for the Device it was filled for, and hands its list out
+    /// without a copy. Method: put, take with another UID, put, take with the same, remove.
     #[test]
     fn cache_is_per_device_uid() {
         let c = TwinCache::default();
         let key = ("default".to_owned(), "d".to_owned());
         c.put(key.clone(), "u1", vec![Twin::default()]);
-        assert_eq!(c.get(&key, "u1").map(|t| t.len()), Some(1));
-        assert_eq!(c.get(&key, "u2"), None);
+        assert_eq!(c.take(&key, "u2"), None, "another device's list");
+        assert!(c.is_empty(), "a list of an older device is dropped");
+        c.put(key.clone(), "u1", vec![Twin::default()]);
+        assert_eq!(c.take(&key, "u1").map(|t| t.len()), Some(1));
+        assert!(c.is_empty(), "taken until put back");
+        c.put(key.clone(), "u1", Vec::new());
         c.remove(&key);
         assert!(c.is_empty());
         let status = json!({"status": {"twins": [{"propertyName": "a"}]}});

@@ -12,7 +12,7 @@
 //! DeviceStatus behind; a new Device of that name adopts it on its first twin report (owner
 //! reference replaced, the old twins dropped).
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use ke_proto::{
     Content, Group, Message, Operation, ResourceType, Source,
@@ -22,6 +22,7 @@ use kube::{
     Api, Resource as _,
     api::{DynamicObject, Patch, PatchParams, PostParams},
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Refusal, Reply, Req, Upstream};
@@ -97,8 +98,9 @@ impl Upstream {
         }
     }
 
-    /// The UID and property names of the reported device, if `req.node` may report for it.
-    fn reporting_device(&self, req: &Req<'_>) -> Result<(String, BTreeSet<String>), Refusal> {
+    /// The UID and the object (shared, not copied) of the reported device, if `req.node` may
+    /// report for it.
+    fn reporting_device(&self, req: &Req<'_>) -> Result<(String, Arc<Value>), Refusal> {
         let idx = self.lock();
         let device = idx.devices.get(&(req.namespace.clone(), req.name.clone()));
         let ok = device.is_some_and(|d| d.node == req.node);
@@ -111,20 +113,21 @@ impl Upstream {
         }
         let device = device
             .ok_or_else(|| Refusal::NotFound(format!("device {}/{}", req.namespace, req.name)))?;
-        let props = devicecontroller::property_names(&device.stored.json);
-        Ok((device.stored.uid.clone(), props))
+        Ok((device.stored.uid.clone(), device.stored.json.clone()))
     }
 
     async fn twin_report(&self, req: &Req<'_>) -> Result<Reply, Refusal> {
         self.metrics.inc(&self.metrics.twin_reports);
-        let (uid, props) = self.reporting_device(req)?;
+        let (uid, device) = self.reporting_device(req)?;
         let report: TwinUpdate = req
             .msg
             .content
             .to_typed()
             .map_err(|e| Refusal::BadRequest(format!("not a twin report: {e}")))?;
         let key = (req.namespace.clone(), req.name.clone());
-        let current = match self.twins.get(&key, &uid) {
+        // Taken out of the cache (no copy) and put back once written; a failed write leaves
+        // it out, so the next report reads the stored status again.
+        let current = match self.twins.take(&key, &uid) {
             Some(twins) => Current {
                 twins,
                 exists: true,
@@ -132,20 +135,20 @@ impl Upstream {
             },
             None => self.read_status(req, &uid).await?,
         };
-        let mut twins = current.twins.clone();
-        apply_report(&mut twins, &report, &props);
-        if !current.exists || !current.owned || twins != current.twins {
-            let status = json!({ "twins": twins });
+        let mut twins = current.twins;
+        let applied = apply_report(
+            &mut twins,
+            &report,
+            &devicecontroller::property_names(&device),
+        );
+        if !current.exists || !current.owned || applied.changed {
             let w = Write {
                 uid: &uid,
-                status: &status,
+                status: &TwinsStatus { twins: &twins },
                 exists: current.exists,
                 adopt: current.exists && !current.owned,
             };
-            if let Err(e) = self.write_status(req, w).await {
-                self.twins.remove(&key);
-                return Err(e);
-            }
+            self.write_status(req, w).await?;
         }
         self.twins.put(key, &uid, twins);
         Ok(confirmation())
@@ -213,7 +216,11 @@ impl Upstream {
 
     /// Writes the status into the device's DeviceStatus: a merge patch if it exists, else (or
     /// if it was gone) a create owned by the Device, falling back to a patch if one appeared.
-    async fn write_status(&self, req: &Req<'_>, w: Write<'_>) -> Result<(), Refusal> {
+    async fn write_status<S: Serialize + Sync>(
+        &self,
+        req: &Req<'_>,
+        w: Write<'_, S>,
+    ) -> Result<(), Refusal> {
         let owner = w.adopt.then(|| owner_references(req, w.uid));
         if w.exists && self.merge_status(req, w.status, owner.as_ref()).await? {
             return Ok(());
@@ -231,16 +238,19 @@ impl Upstream {
 
     /// Merge-patches `{"status": status}` (and the owner references when adopting); false if
     /// the DeviceStatus does not exist.
-    async fn merge_status(
+    async fn merge_status<S: Serialize + Sync>(
         &self,
         req: &Req<'_>,
-        status: &Value,
+        status: &S,
         owner: Option<&Value>,
     ) -> Result<bool, Refusal> {
-        let mut patch = json!({ "status": status });
-        if let Some(owner) = owner {
-            patch["metadata"] = json!({ "ownerReferences": owner });
-        }
+        // Serialized straight into the request body (no intermediate `Value`).
+        let patch = StatusPatch {
+            status,
+            metadata: owner.map(|o| OwnerMeta {
+                owner_references: o,
+            }),
+        };
         self.metrics.api("patch");
         // The request kube's `Api::patch` makes, without parsing the object it answers
         // (nothing here reads it; the parse and drop cost more than the rest of the call).
@@ -261,11 +271,11 @@ impl Upstream {
 
     /// Creates the DeviceStatus with `status`, owned by the Device (`uid`); false if it
     /// already exists.
-    async fn create_status(
+    async fn create_status<S: Serialize + Sync>(
         &self,
         req: &Req<'_>,
         uid: &str,
-        status: &Value,
+        status: &S,
     ) -> Result<bool, Refusal> {
         let obj = json!({
             "apiVersion": API_VERSION,
@@ -299,13 +309,33 @@ struct Current {
     owned: bool,
 }
 
+/// `status` of a twin report's write: `{"twins": [...]}`.
+#[derive(Serialize)]
+struct TwinsStatus<'a> {
+    twins: &'a [Twin],
+}
+
+/// The body of a DeviceStatus merge patch.
+#[derive(Serialize)]
+struct StatusPatch<'a, S> {
+    status: &'a S,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<OwnerMeta<'a>>,
+}
+
+/// `metadata` of a patch that adopts a DeviceStatus.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct OwnerMeta<'a> {
+    owner_references: &'a Value,
+}
+
 /// A status write.
-#[derive(Clone, Copy)]
-struct Write<'a> {
+struct Write<'a, S> {
     /// The Device's UID (its owner).
     uid: &'a str,
     /// What goes under `status`.
-    status: &'a Value,
+    status: &'a S,
     /// The DeviceStatus is believed to exist.
     exists: bool,
     /// It exists but belongs to an older Device of that name: take it over.
