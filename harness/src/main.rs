@@ -91,10 +91,10 @@ enum Cmd {
         /// processes on real sockets (needs `cloudcore` and `edgemark` beside `fleet`).
         #[arg(long, value_enum, default_value_t = Mode::Sim)]
         mode: Mode,
-        /// Real mode: cloudcore's runtime worker threads (default: half the cores).
+        /// Real mode: cloudcore's runtime worker threads (default: one per core).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         cloudcore_threads: Option<u16>,
-        /// Real mode: each edgemark process's worker threads (default: the other cores,
+        /// Real mode: each edgemark process's worker threads (default: half the cores,
         /// shared among them).
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
         edgemark_threads: Option<u16>,
