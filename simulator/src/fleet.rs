@@ -15,7 +15,7 @@ use std::{
     time::Duration,
 };
 
-use ke_apiserver::{Server, ServerConfig, http::HttpState};
+use ke_apiserver::{Server, ServerConfig, http::HttpState, in_process::InProcess};
 use ke_cloud::{
     cloudhub::HubHandle,
     config::CloudCoreConfig,
@@ -28,7 +28,7 @@ use time::OffsetDateTime;
 
 use crate::{
     node::{NodeCtl, VirtualNode, Wire},
-    scenario::Scenario,
+    scenario::{ApiLink, Scenario},
     trace::Trace,
 };
 
@@ -308,7 +308,14 @@ pub fn add_cloud(sim: &mut turmoil::Sim<'_>, sh: &Arc<Shared>) {
         async move {
             let ip = turmoil::lookup(CLOUD).to_string();
             let access = sh.api_access().await;
-            let kube = client(&access)?;
+            // Embedded: the router of the server on the API host, called from this host's
+            // tasks (one process, as cloudcore's embedded server); external: HTTPS.
+            let kube = match sh.scenario.cloud.apiserver {
+                ApiLink::Embedded => {
+                    InProcess::new(access.state.clone(), &access.token)?.into_client()
+                }
+                ApiLink::External => client(&access)?,
+            };
             let deps = CloudDeps {
                 transport: TurmoilTransport,
                 clock: sh.clock(),

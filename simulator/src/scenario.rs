@@ -69,6 +69,9 @@ pub struct Scenario {
     pub hold_s: u64,
     /// The fleet.
     pub fleet: Fleet,
+    /// Cloud side settings.
+    #[serde(default)]
+    pub cloud: Cloud,
     /// Edge node settings (partial edgecore configuration).
     #[serde(default)]
     pub edge: Edge,
@@ -94,6 +97,29 @@ fn ten() -> u64 {
 }
 fn default_limit() -> u64 {
     3600
+}
+
+/// How cloudcore reaches the API server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApiLink {
+    /// cloudcore's default deployment (no kubeconfig): the embedded API server, which
+    /// cloudcore calls in-process (no TLS, HTTP/2 or socket between them). The workload
+    /// driver and the checks still reach it over HTTPS, as kubectl does.
+    #[default]
+    Embedded,
+    /// An external API server (cloudcore given a kubeconfig), reached over HTTPS across the
+    /// cloud↔API link: the link `network.cloud_api_latency_ms` slows and the server
+    /// `restart_apiserver` restarts.
+    External,
+}
+
+/// Cloud side settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cloud {
+    /// `embedded` (default) or `external`.
+    pub apiserver: ApiLink,
 }
 
 /// Fleet shape.
@@ -609,7 +635,21 @@ impl Scenario {
     }
 
     fn validate_timeline(&self) -> Result<(), (String, String)> {
+        let external = self.cloud.apiserver == ApiLink::External;
+        if !external && self.network.cloud_api_latency_ms.is_some() {
+            return Err((
+                "network.cloud_api_latency_ms".to_owned(),
+                "the embedded API server has no link to slow; set cloud.apiserver = \"external\""
+                    .to_owned(),
+            ));
+        }
         for (i, fault) in self.fault.iter().enumerate() {
+            if !external && matches!(fault, Fault::RestartApiserver { .. }) {
+                return Err((
+                    format!("fault[{i}]"),
+                    "restart_apiserver restarts an external API server; set cloud.apiserver = \"external\" (the embedded one restarts with cloudcore: crash_cloudcore)".to_owned(),
+                ));
+            }
             let share = match fault {
                 Fault::PartitionNodes {
                     share, crash_share, ..

@@ -41,6 +41,10 @@ struct Inner {
     events: u64,
     line: String,
     pending: BTreeMap<(u32, String), Pending>,
+    /// When each node last committed a write of each key (a write can reach its node before
+    /// the driver hears the API server's answer: cloudcore calls its embedded server
+    /// in-process, the driver over the network).
+    stored_at: BTreeMap<(u32, String), Duration>,
     sync: Histogram<u64>,
     sync_window: Histogram<u64>,
     reconnect: Histogram<u64>,
@@ -72,6 +76,7 @@ impl Default for Trace {
                 events: 0,
                 line: String::new(),
                 pending: BTreeMap::new(),
+                stored_at: BTreeMap::new(),
                 sync: histogram(),
                 sync_window: histogram(),
                 reconnect: histogram(),
@@ -123,10 +128,11 @@ impl Trace {
         self.event_at(now(), what);
     }
 
-    /// Records that the API server accepted a write `node` must see.
-    /// Nothing is expected if the node already holds what the write asks for.
-    pub fn expect(&self, node: u32, key: String, expect: Expect) {
-        let since = now();
+    /// Records that the API server accepted a write `node` must see, sent at `since` (the
+    /// simulated time the driver sent the request: real mode's stamp is taken then too).
+    /// If the node already holds what the write asks for, its sync latency is the time of
+    /// the node's last commit of that key since `since`.
+    pub fn expect(&self, node: u32, key: String, expect: Expect, since: Duration) {
         let mut g = self.lock();
         let key = (node, key);
         let held = g.safety.held(key.0, &key.1).map(|(_, rv)| *rv);
@@ -136,6 +142,10 @@ impl Trace {
         };
         if done {
             g.pending.remove(&key);
+            let at = g.stored_at.get(&key).copied().filter(|at| *at >= since);
+            if let Some(at) = at {
+                record_sync(&mut g, at - since);
+            }
         } else {
             g.pending.insert(key, Pending { expect, since });
         }
@@ -175,6 +185,7 @@ impl Trace {
         let mut g = self.lock();
         let seen = g.safety.observe(node, name, &o);
         let key = (node, o.key.to_owned());
+        g.stored_at.insert(key.clone(), t);
         let done = match (seen, g.pending.get(&key)) {
             (Seen::Stored(rv), Some(p)) => matches!(p.expect, Expect::AtLeast(want) if rv >= want),
             (Seen::Gone, Some(p)) => p.expect == Expect::Gone,
@@ -244,10 +255,14 @@ impl Trace {
 
 fn arrived(g: &mut Inner, key: &(u32, String), t: Duration) {
     if let Some(p) = g.pending.remove(key) {
-        let ms = u64::try_from(t.saturating_sub(p.since).as_millis()).unwrap_or(u64::MAX);
-        let _ = g.sync.record(ms);
-        let _ = g.sync_window.record(ms);
+        record_sync(g, t.saturating_sub(p.since));
     }
+}
+
+fn record_sync(g: &mut Inner, took: Duration) {
+    let ms = u64::try_from(took.as_millis()).unwrap_or(u64::MAX);
+    let _ = g.sync.record(ms);
+    let _ = g.sync_window.record(ms);
 }
 
 fn pct(h: &Histogram<u64>, q: f64) -> f64 {

@@ -257,31 +257,34 @@ impl Driver {
             restart_every_s,
         );
         let pp = PostParams::default();
+        let sent = now();
         let Some(made) = retry("create pod", || self.pods.create(&pp, &pod)).await else {
             return;
         };
         let rv = rv_of(&made.metadata);
         let key = format!("{NS}/pod/{name}");
-        self.sh.trace.expect(node, key, Expect::AtLeast(rv));
+        self.sh.trace.expect(node, key, Expect::AtLeast(rv), sent);
         let k = slot % self.sh.scenario.fleet.configmaps;
         let cm_rv = self.lock().cm_rv.get(k).copied().unwrap_or(0);
         self.sh.trace.expect(
             node,
             format!("{NS}/configmap/cfg-{k}"),
             Expect::AtLeast(cm_rv),
+            sent,
         );
         self.lock().pods.insert(name, PodRec { node, slot });
     }
 
     async fn replace(&self, old: String, rec: PodRec, gen_: u64, restart_every_s: u64) {
         let dp = DeleteParams::default();
+        let sent = now();
         if retry("delete pod", || self.pods.delete(&old, &dp))
             .await
             .is_some()
         {
             self.sh
                 .trace
-                .expect(rec.node, format!("{NS}/pod/{old}"), Expect::Gone);
+                .expect(rec.node, format!("{NS}/pod/{old}"), Expect::Gone, sent);
         }
         self.lock().pods.remove(&old);
         self.create_pod(rec.node, rec.slot, gen_, restart_every_s)
@@ -312,6 +315,7 @@ impl Driver {
                 let patch = Patch::Merge(json!({"data": {"v": round.to_string()}}));
                 let pp = PatchParams::default();
                 let name = format!("cfg-{k}");
+                let sent = now();
                 let made = retry("patch configmap", || self.cms.patch(&name, &pp, &patch)).await;
                 let Some(made) = made else { continue };
                 let rv = rv_of(&made.metadata);
@@ -321,7 +325,7 @@ impl Driver {
                 if k < f.pods_per_node {
                     for node in 0..self.sh.names.len() as u32 {
                         let key = format!("{NS}/configmap/{name}");
-                        self.sh.trace.expect(node, key, Expect::AtLeast(rv));
+                        self.sh.trace.expect(node, key, Expect::AtLeast(rv), sent);
                     }
                 }
             }

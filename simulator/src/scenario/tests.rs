@@ -86,6 +86,29 @@ fn invalid_values_name_their_field() {
     assert!(e.contains("network.loss"), "{e}");
 }
 
+/// Goal: the API server's link defaults to embedded (in-process), and settings that only an
+/// external server has are refused naming their field until `cloud.apiserver` says external.
+/// Method: the good file, then a restart_apiserver fault and a cloud↔API latency, each
+/// without and with `apiserver = "external"`; an unknown value is refused.
+#[test]
+fn external_api_settings_need_an_external_server() {
+    assert_eq!(parse(GOOD).unwrap().cloud.apiserver, ApiLink::Embedded);
+    let restart =
+        format!("{GOOD}\n[[fault]]\nkind = \"restart_apiserver\"\nat_s = 5\ndown_s = 5\n");
+    let e = parse(&restart).unwrap_err().to_string();
+    assert!(e.contains("fault[") && e.contains("external"), "{e}");
+    let latency = format!("{GOOD}\n[network]\ncloud_api_latency_ms = 3\n");
+    let e = parse(&latency).unwrap_err().to_string();
+    assert!(e.contains("network.cloud_api_latency_ms"), "{e}");
+    for text in [&restart, &latency] {
+        let ext = format!("{text}\n[cloud]\napiserver = \"external\"\n");
+        assert_eq!(parse(&ext).unwrap().cloud.apiserver, ApiLink::External);
+    }
+    let bad = format!("{GOOD}\n[cloud]\napiserver = \"remote\"\n");
+    let e = parse(&bad).unwrap_err().to_string();
+    assert!(e.contains("x.toml:") && e.contains("`remote`"), "{e}");
+}
+
 /// Goal: every shipped scenario file loads.
 #[test]
 fn shipped_scenarios_load() {
