@@ -114,6 +114,7 @@ fn device_figures(sh: &Shared, sc: &Scenario, series: &[Sample]) -> DeviceFigure
         report_to_status_ms: up,
         bus_dropped: b.publish_dropped(),
         cloudcore_cpu_us_per_report: None,
+        drain_per_wall_s_peak: None,
     }
 }
 

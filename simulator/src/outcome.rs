@@ -178,6 +178,11 @@ pub struct DeviceFigures {
     /// steady state (the second half of the time reports flowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloudcore_cpu_us_per_report: Option<f64>,
+    /// Real mode: the best 10 s confirmed rate after the mappers stopped, while the edges'
+    /// backlog drained (the load generator then needs less of the machine, so this is
+    /// nearer what the one cloudcore sustains on its own), reports per wall second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_per_wall_s_peak: Option<f64>,
 }
 
 /// The fleet at one instant of simulated time.

@@ -863,6 +863,7 @@ impl Run {
         let (_, _, rate, peak) = rates(&b.twin_series, ready, &self.sc);
         let end = b.ready_t.unwrap_or_default() + self.sc.last_event_s() as f64;
         let cpu_per_report = steady_cpu_per_report(&b.twin_series, &b.twin_cpu, end);
+        let drain_peak = drain_peak(&b.twin_series, end);
         let status_writes = counters.get("device_status_writes").copied().unwrap_or(0.0) as u64;
         DeviceFigures {
             devices: b.devices_created,
@@ -876,6 +877,7 @@ impl Run {
             confirmed_per_wall_s: rate,
             confirmed_per_wall_s_peak: peak,
             cloudcore_cpu_us_per_report: cpu_per_report,
+            drain_per_wall_s_peak: drain_peak,
             ..DeviceFigures::default()
         }
     }
@@ -896,6 +898,19 @@ fn steady_cpu_per_report(series: &[Sample], cpu: &[f64], end: f64) -> Option<f64
     let (a, z) = (half.first()?, half.last()?);
     let reports = z.0.checked_sub(a.0).filter(|n| *n > 0)?;
     Some((z.1 - a.1) * 1e6 / reports as f64)
+}
+
+/// The best confirmed rate over 10 s (11 one-second samples) after `end`, when the mappers
+/// have stopped and the edges send their backlog; `None` with fewer samples.
+fn drain_peak(series: &[Sample], end: f64) -> Option<f64> {
+    let after: Vec<&Sample> = series.iter().filter(|s| s.t > end).collect();
+    after
+        .windows(11)
+        .map(|w| {
+            let n = w[10].twin_confirmed.saturating_sub(w[0].twin_confirmed) as f64;
+            n / (w[10].wall_s - w[0].wall_s).max(1e-9)
+        })
+        .reduce(f64::max)
 }
 
 /// API-server requests by verb, from the counters.
@@ -972,6 +987,32 @@ mod tests {
         let us = steady_cpu_per_report(&series, &cpu, 8.0).unwrap();
         assert!((us - 100.0).abs() < 1e-6, "{us}");
         assert_eq!(steady_cpu_per_report(&series[..2], &cpu[..2], 8.0), None);
+    }
+
+    /// Goal: the drain rate is the best 10 s after the end of the workload, not before it.
+    /// Method: 100 reports/s up to t = 10 (the end), then 300/s for 11 s, then 50/s; and a
+    /// drain too short for one window.
+    #[test]
+    fn drain_peak_is_the_best_ten_seconds_after_the_end() {
+        let mut c = 0u64;
+        let series: Vec<Sample> = (0..40)
+            .map(|i| {
+                c += match i {
+                    1..=10 => 100,
+                    11..=21 => 300,
+                    _ => 50,
+                };
+                Sample {
+                    t: f64::from(i),
+                    wall_s: f64::from(i),
+                    twin_confirmed: c,
+                    ..Sample::default()
+                }
+            })
+            .collect();
+        let peak = drain_peak(&series, 10.0).unwrap();
+        assert!((peak - 300.0).abs() < 1e-9, "{peak}");
+        assert_eq!(drain_peak(&series[..15], 10.0), None);
     }
 
     /// Goal: the ACK histogram and counters are read back from cloudcore's exposition.

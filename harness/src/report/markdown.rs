@@ -185,6 +185,12 @@ fn devices(out: &mut String, o: &Outcome) -> fmt::Result {
             "| cloudcore CPU per confirmed report (steady state) | {us:.0} µs (≈ {per_core:.0} reports/s per core) |"
         )?;
     }
+    if let Some(r) = d.drain_per_wall_s_peak {
+        writeln!(
+            out,
+            "| Confirmed per wall second after the mappers stopped (backlog draining, best 10 s) | {r:.0} |"
+        )?;
+    }
     writeln!(out, "| Bus publications dropped | {} |\n", d.bus_dropped)?;
     writeln!(out, "| Distribution (ms) | Count | p50 | p90 | p99 | Max |")?;
     writeln!(out, "|---|--:|--:|--:|--:|--:|")?;

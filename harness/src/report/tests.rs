@@ -212,6 +212,7 @@ fn devices_section_and_plot_only_with_devices() {
         reports_confirmed: 1234,
         confirmed_per_sim_s: 20.0,
         confirmed_per_wall_s: 10_500.4,
+        drain_per_wall_s_peak: Some(8_123.6),
         ..Default::default()
     });
     let dir = tmp.path().join("dev");
@@ -225,6 +226,10 @@ fn devices_section_and_plot_only_with_devices() {
     );
     assert!(
         md.contains("| Confirmed per wall second (mean / peak 10 s) | 10500 / 0 |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("(backlog draining, best 10 s) | 8124 |"),
         "{md}"
     );
     assert!(md.contains("![Twin reports](twin-reports.svg)"));
