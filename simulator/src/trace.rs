@@ -185,7 +185,6 @@ impl Trace {
         let mut g = self.lock();
         let seen = g.safety.observe(node, name, &o);
         let key = (node, o.key.to_owned());
-        g.stored_at.insert(key.clone(), t);
         let done = match (seen, g.pending.get(&key)) {
             (Seen::Stored(rv), Some(p)) => matches!(p.expect, Expect::AtLeast(want) if rv >= want),
             (Seen::Gone, Some(p)) => p.expect == Expect::Gone,
@@ -194,6 +193,7 @@ impl Trace {
         if done {
             arrived(&mut g, &key, t);
         }
+        g.stored_at.insert(key, t);
         drop(g);
         let rv = o.resource_version.and_then(|r| r.parse::<u64>().ok());
         self.event_at(

@@ -16,7 +16,9 @@ use ke_cloud::{
 use ke_core::{Entropy, SystemClock};
 use ke_net::{
     TokioTransport,
-    process::{EX_USAGE, LogColour, UsageDetail, init_tracing, parse_args},
+    process::{
+        EX_USAGE, LogColour, UsageDetail, init_tracing, parse_args, run_on_workers, runtime,
+    },
 };
 
 /// mimalloc (see Cargo.toml): many small allocations per message.
@@ -69,24 +71,17 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(LogColour::IfTerminal);
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.worker_threads {
-        rt.worker_threads(usize::from(n));
-    }
-    let rt = match rt.enable_all().build() {
+    let rt = match runtime(args.worker_threads).build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cloudcore: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    // The daemon runs as a task on the runtime's workers, not on this thread: polled by
-    // `block_on`, EdgeController (with the embedded API server's handlers) ran on the main
-    // thread beside the workers running CloudHub's sessions, and every hand-off between
-    // them (a report in, its confirmation out) crossed threads: an eventfd write and a
-    // wake-up each.
-    let result = rt
-        .block_on(async { tokio::spawn(run(cfg)).await })
+    // On the workers: polled by `block_on`, EdgeController (with the embedded API server's
+    // handlers) ran beside the workers running CloudHub's sessions, and each report and its
+    // confirmation crossed threads twice.
+    let result = run_on_workers(&rt, run(cfg))
         .unwrap_or_else(|e| Err(anyhow::anyhow!("the cloudcore task failed: {e}")));
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,8 @@
 //! - [`parse_args`]: clap parsing where `--help`/`--version` exit 0 and a usage error is one
 //!   line on stderr, `BIN: … (see --help)`, and exit code [`EX_USAGE`] (64).
 //! - [`init_tracing`]: log lines on stderr, filtered by `RUST_LOG` (default `info`).
+//! - [`runtime`] and [`run_on_workers`]: the multi-thread runtime (`--worker-threads`) and
+//!   the daemon's future run as a task on its workers.
 //! - [`shutdown_signal!`](crate::shutdown_signal): a future that completes on SIGTERM or
 //!   SIGINT, built on [`stop_signal`].
 //!
@@ -22,6 +24,32 @@ pub enum UsageDetail {
     /// Every line up to clap's usage block, trimmed and joined by spaces, so that the line
     /// names e.g. the missing flag.
     UpToUsage,
+}
+
+/// A multi-thread runtime builder, every driver on, with `worker_threads` workers (default:
+/// one per core). Fewer than the cores when other busy processes share the machine: each
+/// wake-up of a task on another thread is a futex and a context switch.
+pub fn runtime(worker_threads: Option<u16>) -> tokio::runtime::Builder {
+    let mut b = tokio::runtime::Builder::new_multi_thread();
+    b.enable_all();
+    if let Some(n) = worker_threads {
+        b.worker_threads(usize::from(n));
+    }
+    b
+}
+
+/// Runs a daemon's future to completion as a task on `rt`'s workers, not on the calling
+/// thread: polled by `block_on` it would run beside the workers, and every hand-off between
+/// it and the tasks it spawns would cross threads. A panic of the task is the `Err`.
+pub fn run_on_workers<F>(
+    rt: &tokio::runtime::Runtime,
+    fut: F,
+) -> Result<F::Output, tokio::task::JoinError>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    rt.block_on(rt.spawn(fut))
 }
 
 /// Parses the command line into `A`. `Err` carries the code `main` should return at once:

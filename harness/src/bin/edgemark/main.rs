@@ -40,7 +40,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use ke_net::{
     Listener as _,
-    process::{LogColour, UsageDetail, init_tracing, parse_args},
+    process::{LogColour, UsageDetail, init_tracing, parse_args, runtime},
 };
 
 use crate::{
@@ -126,11 +126,10 @@ fn main() -> ExitCode {
     init_tracing(LogColour::IfTerminal);
     // Worker threads get the main thread's 8 MiB: an EdgeCore's poll nests deeply, and in
     // a debug build (the tests' `fleet run --mode real`) tokio's default 2 MiB overflowed.
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = args.worker_threads {
-        rt.worker_threads(usize::from(n));
-    }
-    let rt = match rt.enable_all().thread_stack_size(8 << 20).build() {
+    let rt = match runtime(args.worker_threads)
+        .thread_stack_size(8 << 20)
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("edgemark: cannot start the runtime: {e}");
