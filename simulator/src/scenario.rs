@@ -272,7 +272,8 @@ pub enum Phase {
         /// Start, seconds after ready.
         at_s: u64,
         /// Pods whose containers exit and restart every this many seconds (pod status churn:
-        /// every restart is a status report up and a pod update down);
+        /// every restart is a status report up, a status patch and a watch event; no pod
+        /// update goes down, as KubeEdge sends no status-only changes);
         /// 0: they run until stopped.
         #[serde(default)]
         restart_every_s: u64,

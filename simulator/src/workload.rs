@@ -346,8 +346,44 @@ fn check(name: &str, kind: CheckKind, passed: bool, detail: String) -> CheckResu
 /// What every node should hold: key → (uid, resourceVersion), by node index.
 pub type Expected = BTreeMap<u32, Holdings>;
 
-/// What one node holds or should hold: key (`<ns>/<type>/<name>`) → (uid, resourceVersion).
-pub type Holdings = BTreeMap<String, (String, u64)>;
+/// What one node holds or should hold: key (`<ns>/<type>/<name>`) → its holding.
+pub type Holdings = BTreeMap<String, Holding>;
+
+/// One object held (or to be held) by a node.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Holding {
+    /// `metadata.uid`.
+    pub uid: String,
+    /// `metadata.resourceVersion`.
+    pub rv: u64,
+    /// For pods: [`ke_proto::desired::desired_digest`]. The cloud sends no status echoes, so
+    /// a node may hold an older version of a pod with the same desired content: current.
+    #[serde(default)]
+    pub digest: Option<String>,
+}
+
+impl Holding {
+    fn new(uid: String, rv: u64) -> Self {
+        Self {
+            uid,
+            rv,
+            digest: None,
+        }
+    }
+
+    /// With the desired-content digest of `obj` (a pod).
+    fn with_digest_of(mut self, obj: &Value) -> Self {
+        self.digest = Some(ke_proto::desired::desired_digest(obj));
+        self
+    }
+
+    /// True if holding `self` meets `want`: the same or a newer version, or the same object
+    /// with the same desired content.
+    fn meets(&self, want: &Holding) -> bool {
+        self.rv >= want.rv
+            || (self.uid == want.uid && want.digest.is_some() && self.digest == want.digest)
+    }
+}
 
 /// The scenario's pod `slot` of node `node_name` in generation `gen_`: its name and object.
 /// It reads configmap `cfg-<slot mod configmaps>` through an env var; a non-zero
@@ -393,7 +429,7 @@ pub fn expected_holdings(pods: &[Pod], cms: &[ConfigMap], index: &BTreeMap<&str,
         .map(|c| {
             let name = c.metadata.name.clone().unwrap_or_default();
             let uid = c.metadata.uid.clone().unwrap_or_default();
-            (name, (uid, rv_of(&c.metadata)))
+            (name, Holding::new(uid, rv_of(&c.metadata)))
         })
         .collect();
     let mut expected = Expected::new();
@@ -405,7 +441,12 @@ pub fn expected_holdings(pods: &[Pod], cms: &[ConfigMap], index: &BTreeMap<&str,
         let name = p.metadata.name.clone().unwrap_or_default();
         let held = expected.entry(i).or_default();
         let uid = p.metadata.uid.clone().unwrap_or_default();
-        held.insert(format!("{NS}/pod/{name}"), (uid, rv_of(&p.metadata)));
+        let h = Holding::new(uid, rv_of(&p.metadata));
+        let h = match serde_json::to_value(p) {
+            Ok(v) => h.with_digest_of(&v),
+            Err(_) => h,
+        };
+        held.insert(format!("{NS}/pod/{name}"), h);
         for c in referenced_configmaps(p) {
             if let Some(v) = cm.get(&c) {
                 held.insert(format!("{NS}/configmap/{c}"), v.clone());
@@ -459,26 +500,26 @@ impl std::fmt::Display for Diff {
 /// (`list_rv`) are not called extra: they were written after the list.
 pub fn diff_holdings(want: &Holdings, held: &Holdings, list_rv: u64) -> Vec<Diff> {
     let mut out = Vec::new();
-    for (key, (uid, rv)) in want {
+    for (key, w) in want {
         match held.get(key) {
-            Some((_, have)) if have >= rv => {}
-            Some((_, have)) => out.push(Diff::Behind {
+            Some(have) if have.meets(w) => {}
+            Some(have) => out.push(Diff::Behind {
                 key: key.clone(),
-                have: *have,
-                want: *rv,
+                have: have.rv,
+                want: w.rv,
             }),
             None => out.push(Diff::Missing {
                 key: key.clone(),
-                uid: uid.clone(),
+                uid: w.uid.clone(),
             }),
         }
     }
-    for (key, (uid, rv)) in held {
-        if !want.contains_key(key) && *rv <= list_rv {
+    for (key, h) in held {
+        if !want.contains_key(key) && h.rv <= list_rv {
             out.push(Diff::Extra {
                 key: key.clone(),
-                uid: uid.clone(),
-                rv: *rv,
+                uid: h.uid.clone(),
+                rv: h.rv,
             });
         }
     }
@@ -655,8 +696,71 @@ pub fn held_objects(store: &ke_edge::metamanager::MetaStore) -> Holdings {
                 m("/metadata/name")
             );
             let rv = m("/metadata/resourceVersion").parse().unwrap_or(0);
-            out.insert(key, (m("/metadata/uid"), rv));
+            let h = Holding::new(m("/metadata/uid"), rv);
+            let h = match kind {
+                ResourceType::Pod => h.with_digest_of(&v),
+                _ => h,
+            };
+            out.insert(key, h);
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Goal: the convergence comparison accepts a pod held at an older version with the same
+    /// desired content (the cloud sends no status echoes) and nothing else older. Method: the
+    /// API's pod with a newer status, held at an older version with the same spec, then with
+    /// an older image; a configmap held at an older version; a missing and an extra key.
+    #[test]
+    fn an_older_pod_with_the_same_desired_content_is_current() {
+        let (_, pod) = pod_object("edge-1", 0, 1, 1, 0);
+        let with = |rv: &str, phase: &str, p: &Pod| {
+            let mut v = serde_json::to_value(p).unwrap();
+            v["metadata"]["uid"] = json!("u1");
+            v["metadata"]["resourceVersion"] = json!(rv);
+            v["status"] = json!({"phase": phase});
+            let h = Holding::new("u1".into(), rv.parse().unwrap());
+            h.with_digest_of(&v)
+        };
+        let key = format!("{NS}/pod/p");
+        let want: Holdings = [
+            (key.clone(), with("9", "Running", &pod)),
+            (format!("{NS}/configmap/cfg-0"), Holding::new("c".into(), 5)),
+            (format!("{NS}/configmap/cfg-1"), Holding::new("c1".into(), 2)),
+        ]
+        .into();
+        let mut held: Holdings = [
+            (key.clone(), with("4", "Pending", &pod)),
+            (format!("{NS}/configmap/cfg-0"), Holding::new("c".into(), 5)),
+            (format!("{NS}/configmap/gone"), Holding::new("g".into(), 3)),
+        ]
+        .into();
+        let diffs = diff_holdings(&want, &held, 10);
+        assert_eq!(
+            diffs,
+            [
+                Diff::Missing {
+                    key: format!("{NS}/configmap/cfg-1"),
+                    uid: "c1".into()
+                },
+                Diff::Extra {
+                    key: format!("{NS}/configmap/gone"),
+                    uid: "g".into(),
+                    rv: 3
+                },
+            ]
+        );
+        let (_, old_image) = pod_object("edge-1", 0, 0, 1, 0);
+        held.insert(key.clone(), with("4", "Running", &old_image));
+        held.insert(format!("{NS}/configmap/cfg-0"), Holding::new("c".into(), 4));
+        let behind: Vec<_> = diff_holdings(&want, &held, 10)
+            .into_iter()
+            .filter(|d| matches!(d, Diff::Behind { .. }))
+            .collect();
+        assert_eq!(behind.len(), 2, "{behind:?}");
+    }
 }

@@ -222,7 +222,8 @@ fn recreated_object_survives_late_messages_of_the_old_uid() {
 }
 
 /// Goal: the store survives closing and reopening the file. Method: write objects, drop the
-/// store, reopen the same file and compare contents and the versions summary.
+/// store, reopen the same file and compare contents, the versions summary and the inventory
+/// (a pod's entry with its desired-content digest).
 #[test]
 fn survives_reopen() {
     let (_dir, path) = temp_db();
@@ -244,6 +245,15 @@ fn survives_reopen() {
     );
     assert_eq!(inv.objects["default/pod/a"].uid, "ua");
     assert_eq!(inv.objects["default/pod/a"].rv, "1");
+    // A pod carries the digest of its desired content (the cloud sends no status echoes).
+    let stored = store
+        .get("default", &ResourceType::Pod, "a")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        inv.objects["default/pod/a"].digest.as_deref(),
+        Some(ke_proto::desired::desired_digest(&stored).as_str())
+    );
     assert!(
         store
             .get("default", &ResourceType::Pod, "a")

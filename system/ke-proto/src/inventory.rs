@@ -9,7 +9,8 @@
 //! write per object per node (see ARCHITECTURE.md, "Incremental resync").
 //!
 //! Wire form: source `metamanager`, group `resource`, operation `insert`, resource
-//! `null/inventory/<node>`, content `{"objects": {"<key>": {"uid": "<uid>", "rv": "<rv>"}, ...}}`. A stock KubeEdge
+//! `null/inventory/<node>`, content `{"objects": {"<key>": {"uid": "<uid>", "rv": "<rv>"}, ...}}`
+//! (pods add `"digest"`, see [`crate::desired`]). A stock KubeEdge
 //! cloudcore routes it to its EdgeController, which ignores the unknown resource type; a stock
 //! edgecore never sends it, and our cloudcore then falls back to sending everything.
 
@@ -48,6 +49,11 @@ pub struct Held {
     /// `metadata.resourceVersion` (empty when unknown).
     #[serde(default)]
     pub rv: String,
+    /// For pods: [`desired_digest`](crate::desired::desired_digest) of the stored object. The
+    /// cloud sends no status echoes, so a pod's `rv` at the edge may be older than the cloud's
+    /// while its content is current; equal digests say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// Why a message is not a valid inventory.
@@ -117,6 +123,7 @@ mod tests {
         let held = |uid: &str, rv: &str| Held {
             uid: uid.into(),
             rv: rv.into(),
+            digest: (!rv.is_empty()).then(|| format!("d{rv}")),
         };
         inv.objects
             .insert("default/pod/a".into(), held("uid-a", "12"));

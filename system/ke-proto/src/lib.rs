@@ -18,6 +18,8 @@
 //!   [`Message::delivery`]).
 //! - [`codec`]: [`decode`] / [`encode`] of one frame, bounded by [`Limits`].
 //! - [`inventory`]: the edge's inventory message (UID → resourceVersion) for incremental resync.
+//! - [`desired`]: what of an object the edge needs (all but status and per-write metadata),
+//!   compared in place or as a digest: the EdgeController sends no status echoes.
 //! - [`stream`]: CloudStream/EdgeStream tunnel frames (`uvarint(connectID) uvarint(type) data`)
 //!   and the JSON of their connect messages.
 //! - [`ids`]: the [`NodeId`] newtype and the [`MsgIdSource`] seam (callers supply message ids).
@@ -27,6 +29,7 @@
 pub mod ack;
 pub mod codec;
 pub mod content;
+pub mod desired;
 pub mod ids;
 pub mod inventory;
 pub mod message;

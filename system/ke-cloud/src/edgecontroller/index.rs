@@ -68,6 +68,9 @@ pub(crate) type Ref = (Kind, String, String);
 pub(crate) struct Stored {
     pub(crate) uid: String,
     pub(crate) rv: String,
+    /// The oldest resourceVersion with the same desired content as this one (for pods: only
+    /// status changed since, see [`ke_proto::desired`]); an edge holding it is current.
+    pub(crate) desired_rv: String,
     pub(crate) json: Arc<Value>,
 }
 
@@ -76,11 +79,18 @@ impl Stored {
     pub(crate) fn of<K: serde::Serialize + kube::Resource>(obj: &K) -> Self {
         let meta = obj.meta();
         let json = serde_json::to_value(obj).unwrap_or(Value::Null);
+        let rv = meta.resource_version.clone().unwrap_or_default();
         Self {
             uid: meta.uid.clone().unwrap_or_default(),
-            rv: meta.resource_version.clone().unwrap_or_default(),
+            desired_rv: rv.clone(),
+            rv,
             json: Arc::new(json),
         }
+    }
+
+    /// True if the edge holding `uid` at `rv` holds this object's desired content.
+    pub(crate) fn current_at(&self, uid: &str, rv: &str) -> bool {
+        uid == self.uid && (rv == self.rv || rv == self.desired_rv)
     }
 }
 
@@ -145,8 +155,17 @@ impl Index {
             .as_ref()
             .and_then(|s| s.node_name.clone())
             .unwrap_or_default();
+        let mut stored = Stored::of(pod);
+        // KubeEdge's `PodManager.isPodUpdated`: a change of status alone is not news to the
+        // edge (it reported the status); remember the version the edge needs.
+        if let Some(old) = self.bound(Kind::Pod).get(&key).map(|e| &e.stored)
+            && old.uid == stored.uid
+            && ke_proto::desired::same_desired(&old.json, &stored.json)
+        {
+            stored.desired_rv.clone_from(&old.desired_rv);
+        }
         let entry = BoundEntry {
-            stored: Stored::of(pod),
+            stored,
             node,
             refs: pod
                 .spec
@@ -436,6 +455,7 @@ pub(crate) mod tests {
         Stored {
             uid: uid.to_owned(),
             rv: rv.to_owned(),
+            desired_rv: rv.to_owned(),
             json: Arc::new(json),
         }
     }

@@ -48,8 +48,36 @@ enum Phase {
 struct NodeSync {
     session: u64,
     phase: Phase,
-    /// Edge key → (uid, rv) the edge holds (as far as the controller knows).
-    held: BTreeMap<String, (String, String)>,
+    /// Edge key → what the edge holds (as far as the controller knows).
+    held: BTreeMap<String, Holding>,
+}
+
+/// One object as the edge holds it.
+#[derive(Debug, Clone)]
+struct Holding {
+    uid: String,
+    rv: String,
+    /// The [`Stored::desired_rv`] of what was sent (empty when the holding came from an
+    /// inventory): the edge's copy is current while the cloud's has the same.
+    desired_rv: String,
+    /// For a pod reported in an inventory: the digest of its desired content
+    /// ([`ke_proto::desired`]), to recognise a pod that only missed status echoes.
+    digest: Option<String>,
+}
+
+impl Holding {
+    /// True if the edge's copy is current for `s`: the same version, or one the cloud
+    /// skipped only status changes since, or (after an inventory) the same desired content.
+    fn current_for(&self, kind: Kind, s: &Stored) -> bool {
+        s.current_at(&self.uid, &self.rv)
+            || (self.uid == s.uid && !self.desired_rv.is_empty() && self.desired_rv == s.desired_rv)
+            || (kind == Kind::Pod
+                && self.uid == s.uid
+                && self
+                    .digest
+                    .as_ref()
+                    .is_some_and(|d| *d == ke_proto::desired::desired_digest(&s.json)))
+    }
 }
 
 /// One object change to deliver to a node.
@@ -188,7 +216,15 @@ impl Sync {
             .objects
             .into_iter()
             .filter(|(key, _)| managed(key, devices))
-            .map(|(key, h)| (key, (h.uid, h.rv)))
+            .map(|(key, h)| {
+                let held = Holding {
+                    uid: h.uid,
+                    rv: h.rv,
+                    desired_rv: String::new(),
+                    digest: h.digest,
+                };
+                (key, held)
+            })
             .collect();
         self.metrics.inc(&self.metrics.inventories);
         if !self.index_ready {
@@ -274,9 +310,23 @@ impl Sync {
         let Some(state) = self.nodes.get(node) else {
             return Outcome::NotSent;
         };
-        let held = state.held.get(&key).cloned();
+        let held = state.held.get(&key);
         let (msg, next) = match (obj, held) {
-            (Some(s), Some((uid, rv))) if uid == s.uid && rv == s.rv => return Outcome::Skipped,
+            (Some(s), Some(h)) if h.current_for(t.kind, s) => {
+                if h.desired_rv != s.desired_rv {
+                    // Current by content: from now on by version (no digest per event).
+                    let h = Holding {
+                        uid: h.uid.clone(),
+                        rv: h.rv.clone(),
+                        desired_rv: s.desired_rv.clone(),
+                        digest: None,
+                    };
+                    if let Some(state) = self.nodes.get_mut(node) {
+                        state.held.insert(key, h);
+                    }
+                }
+                return Outcome::Skipped;
+            }
             (Some(s), held) => {
                 let op = match (t.kind, held) {
                     (Kind::Secret, _) | (_, Some(_)) => Operation::Update,
@@ -284,11 +334,17 @@ impl Sync {
                 };
                 let content = (*s.json).clone();
                 let msg = self.message(t.kind, op, &key, content, &s.rv);
-                (msg, Some((s.uid.clone(), s.rv.clone())))
+                let h = Holding {
+                    uid: s.uid.clone(),
+                    rv: s.rv.clone(),
+                    desired_rv: s.desired_rv.clone(),
+                    digest: None,
+                };
+                (msg, Some(h))
             }
-            (None, Some((uid, rv))) => {
-                let stub = delete_stub(t, &uid, release);
-                let msg = self.message(t.kind, Operation::Delete, &key, stub, &rv);
+            (None, Some(h)) => {
+                let stub = delete_stub(t, &h.uid, release);
+                let msg = self.message(t.kind, Operation::Delete, &key, stub, &h.rv);
                 (msg, None)
             }
             (None, None) => return Outcome::Skipped,
@@ -467,6 +523,7 @@ mod tests {
                 let h = Held {
                     uid: (*uid).to_owned(),
                     rv: (*rv).to_owned(),
+                    digest: None,
                 };
                 ((*k).to_owned(), h)
             })
@@ -556,6 +613,76 @@ mod tests {
         let frames = hub.test_frames(&node, session);
         assert_eq!(frames.len(), 1);
         assert!(frames[0].is_release(), "{:?}", frames[0]);
+    }
+
+    /// Goal: a pod whose status alone changed is not sent back to its node (KubeEdge's
+    /// `isPodUpdated`), any other change is; after a reconnect, an edge holding an older
+    /// version with the same desired content (its inventory digest) gets nothing and is then
+    /// tracked by version, one with other content gets the pod. Method: versions 1..5 of one
+    /// pod through the index (status-only changes at 2, 4 and 5), two reconnects.
+    #[tokio::test]
+    async fn status_echoes_are_not_sent() {
+        use k8s_openapi::api::core::v1::Pod;
+        let (mut sync, hub, session) = setup(false);
+        let mut idx = Index::default();
+        sync.index_ready(&idx);
+        sync.inventory(NODE, inventory(&[]), &idx);
+        let node = NodeId::new(NODE).unwrap();
+        let pod = |rv: &str, phase: &str, image: &str| -> Pod {
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "namespace": "default", "uid": "up", "resourceVersion": rv},
+                "spec": {"nodeName": NODE, "containers": [{"name": "c", "image": image}]},
+                "status": {"phase": phase}}))
+            .unwrap()
+        };
+        let key = ("default".to_owned(), "p".to_owned());
+        let t = Target {
+            kind: Kind::Pod,
+            namespace: "default",
+            name: "p",
+        };
+        let mut put = |idx: &mut Index, sync: &mut Sync, p: Pod| {
+            idx.put_pod(&p);
+            let s = idx.bound(Kind::Pod).get(&key).unwrap().stored.clone();
+            sync.changed(NODE, t, Some(&s));
+            s
+        };
+        let sent = |session| summary(&hub.test_frames(&node, session));
+        let at = |op: &str, rv: &str| vec![(op.to_owned(), "default/pod/p".to_owned(), rv.to_owned())];
+        put(&mut idx, &mut sync, pod("1", "Pending", "app:v1"));
+        assert_eq!(sent(session), at("insert", "1"));
+        let echo = put(&mut idx, &mut sync, pod("2", "Running", "app:v1"));
+        assert_eq!((echo.rv.as_str(), echo.desired_rv.as_str()), ("2", "1"));
+        assert!(sent(session).is_empty(), "a status echo was sent");
+        put(&mut idx, &mut sync, pod("3", "Running", "app:v2"));
+        assert_eq!(sent(session), at("update", "3"));
+        let v4 = put(&mut idx, &mut sync, pod("4", "Failed", "app:v2"));
+        assert!(sent(session).is_empty());
+
+        // Reconnect holding version 3 (its digest equals version 4's): nothing to send. (The
+        // hub redelivers unACKed frames to a new session, so count what Sync sent.)
+        let digest = |p: &Pod| ke_proto::desired::desired_digest(&serde_json::to_value(p).unwrap());
+        let reconnect = |sync: &mut Sync, rv: &str, d: String| {
+            let s = hub.test_connect(&node);
+            sync.connected(NODE, s);
+            let mut inv = inventory(&[("default/pod/p", "up", rv)]);
+            inv.objects.get_mut("default/pod/p").unwrap().digest = Some(d);
+            sync.inventory(NODE, inv, &idx);
+            let m = sync.metrics.snapshot();
+            (m.resync_sent, m.resync_skipped)
+        };
+        let s2 = reconnect(&mut sync, "3", digest(&pod("3", "Running", "app:v2")));
+        assert_eq!(s2, (0, 1), "a current pod was resent");
+        assert_eq!(v4.desired_rv, "3");
+        // Holding version 1 (other content): the current version goes down.
+        let s3 = reconnect(&mut sync, "1", digest(&pod("1", "Pending", "app:v1")));
+        assert_eq!(s3, (1, 1));
+        // Tracked by version again: a status change sends nothing, an image change does.
+        let before = sync.metrics.snapshot().downstream_sent;
+        put(&mut idx, &mut sync, pod("5", "Running", "app:v2"));
+        assert_eq!(sync.metrics.snapshot().downstream_sent, before);
+        put(&mut idx, &mut sync, pod("6", "Running", "app:v3"));
+        assert_eq!(sync.metrics.snapshot().downstream_sent, before + 1);
     }
 
     /// Goal: without device support the device keys an edge holds are left alone (not

@@ -314,20 +314,28 @@ impl MetaStore {
     }
 
     /// What the edge holds, as the inventory it sends after each connect: every stored key
-    /// with its UID and resourceVersion (empty strings when unknown).
+    /// with its UID and resourceVersion (empty strings when unknown), and for pods the
+    /// digest of their desired content ([`ke_proto::desired`]: the cloud sends no status
+    /// echoes, so a pod's resourceVersion here may be older than the cloud's).
     pub fn inventory(&self) -> Result<ke_proto::inventory::Inventory> {
         let conn = self.lock();
         let mut stmt = conn
             .prepare_cached(
-                "SELECT m.key, coalesce(s.uid, ''), coalesce(s.resource_version, '')
+                "SELECT m.key, coalesce(s.uid, ''), coalesce(s.resource_version, ''),
+                        CASE WHEN m.type = 'pod' THEN m.value END
                  FROM meta m LEFT JOIN meta_sync s ON s.key = m.key ORDER BY m.key",
             )
             .map_err(sql("inventory"))?;
         let rows = stmt
             .query_map([], |r| {
+                let value: Option<String> = r.get(3)?;
+                let digest = value
+                    .and_then(|v| serde_json::from_str::<Value>(&v).ok())
+                    .map(|v| ke_proto::desired::desired_digest(&v));
                 let held = ke_proto::inventory::Held {
                     uid: r.get(1)?,
                     rv: r.get(2)?,
+                    digest,
                 };
                 Ok((r.get::<_, String>(0)?, held))
             })

@@ -1,0 +1,140 @@
+//! What of an object the edge needs: everything except its `status` and the metadata the API
+//! server rewrites on every write (`resourceVersion`, `generation`, `managedFields`).
+//!
+//! KubeEdge's EdgeController does not send a pod to its node when only these changed
+//! (`PodManager.isPodUpdated` in `cloud/pkg/edgecontroller/manager/pod.go`): the status came
+//! from the edge in the first place, so sending it back (a "status echo") costs a message, an
+//! ACK and a store write per status report and tells the edge nothing. [`same_desired`] is that
+//! comparison. Because the edge then holds an older resourceVersion than the API server,
+//! versions alone cannot say after a reconnect whether the edge is current; the inventory
+//! carries [`desired_digest`] of each pod the edge holds, and the cloud compares it with the
+//! digest of its own copy.
+//!
+//! The digest is the first 16 bytes (32 hex digits) of the SHA-256 of the object's compact
+//! JSON with those fields removed and object keys in sorted order (serde_json's default map
+//! is ordered), so the edge and the cloud compute it alike from any JSON of the same object.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// Metadata fields the API server changes on every write, ignored by the comparison.
+const VOLATILE_METADATA: [&str; 3] = ["resourceVersion", "generation", "managedFields"];
+
+/// True if `a` and `b` differ at most in `status`, `metadata.resourceVersion`,
+/// `metadata.generation` and `metadata.managedFields`. Compares in place, no copies.
+pub fn same_desired(a: &Value, b: &Value) -> bool {
+    let (Some(x), Some(y)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let kept = |k: &&String| k.as_str() != "status";
+    x.keys().filter(kept).eq(y.keys().filter(kept))
+        && x.iter()
+            .filter(|(k, _)| kept(k))
+            .all(|(k, v)| match (k.as_str(), y.get(k)) {
+                ("metadata", Some(w)) => same_metadata(v, w),
+                (_, w) => w == Some(v),
+            })
+}
+
+fn same_metadata(a: &Value, b: &Value) -> bool {
+    let (Some(x), Some(y)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let kept = |k: &&String| !VOLATILE_METADATA.contains(&k.as_str());
+    x.keys().filter(kept).eq(y.keys().filter(kept))
+        && x.iter()
+            .filter(|(k, _)| kept(k))
+            .all(|(k, v)| y.get(k) == Some(v))
+}
+
+/// The digest of what of `obj` the edge needs (see the module docs): equal digests, equal
+/// [`same_desired`] content.
+pub fn desired_digest(obj: &Value) -> String {
+    let mut h = Sha256::new();
+    let text = match obj.as_object() {
+        Some(m) => {
+            let mut kept: Map<String, Value> = Map::new();
+            for (k, v) in m.iter().filter(|(k, _)| k.as_str() != "status") {
+                let v = match (k.as_str(), v.as_object()) {
+                    ("metadata", Some(meta)) => Value::Object(
+                        meta.iter()
+                            .filter(|(k, _)| !VOLATILE_METADATA.contains(&k.as_str()))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ),
+                    _ => v.clone(),
+                };
+                kept.insert(k.clone(), v);
+            }
+            serde_json::to_vec(&Value::Object(kept))
+        }
+        None => serde_json::to_vec(obj),
+    };
+    h.update(text.unwrap_or_default());
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(rv: &str, phase: &str, image: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "default", "uid": "u1",
+                "resourceVersion": rv, "generation": 1, "labels": {"app": "a"}},
+            "spec": {"nodeName": "edge-1", "containers": [{"name": "c", "image": image}]},
+            "status": {"phase": phase}})
+    }
+
+    /// Goal: a status report's echo is recognised, any other change is not. Method: the same
+    /// pod with a new status and resourceVersion, then with a changed image, label,
+    /// deletionTimestamp, an added top-level field, and a non-object.
+    #[test]
+    fn status_and_versions_are_not_desired_content() {
+        let a = pod("1", "Pending", "app:v1");
+        let echo = pod("2", "Running", "app:v1");
+        assert!(same_desired(&a, &echo));
+        assert_eq!(desired_digest(&a), desired_digest(&echo));
+        let mut gen2 = echo.clone();
+        gen2["metadata"]["generation"] = json!(2);
+        gen2["metadata"]["managedFields"] = json!([{"manager": "x"}]);
+        assert!(same_desired(&a, &gen2));
+        assert_eq!(desired_digest(&a), desired_digest(&gen2));
+
+        let image = pod("2", "Pending", "app:v2");
+        let mut label = pod("2", "Pending", "app:v1");
+        label["metadata"]["labels"]["app"] = json!("b");
+        let mut deleting = pod("2", "Running", "app:v1");
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-12-07T00:00:00Z");
+        let mut extra = pod("2", "Pending", "app:v1");
+        extra["data"] = json!({});
+        for other in [&image, &label, &deleting, &extra] {
+            assert!(!same_desired(&a, other), "{other}");
+            assert!(!same_desired(other, &a), "{other}");
+            assert_ne!(desired_digest(&a), desired_digest(other), "{other}");
+        }
+        assert!(!same_desired(&a, &json!("p")));
+        assert!(same_desired(&json!(1), &json!(1)));
+    }
+
+    /// Goal: the digest does not depend on how the JSON was written. Method: the same pod
+    /// parsed from text with its keys in another order, and without a status at all.
+    #[test]
+    fn digest_is_independent_of_key_order_and_status() {
+        let a = pod("7", "Running", "app:v1");
+        let text = r#"{"status":{"phase":"Failed"},"spec":{"containers":[{"image":"app:v1","name":"c"}],
+            "nodeName":"edge-1"},"metadata":{"labels":{"app":"a"},"uid":"u1","namespace":"default",
+            "name":"p","resourceVersion":"3"},"kind":"Pod","apiVersion":"v1"}"#;
+        let b: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(desired_digest(&a), desired_digest(&b));
+        let mut bare = a.clone();
+        bare.as_object_mut().unwrap().remove("status");
+        assert_eq!(desired_digest(&a), desired_digest(&bare));
+        assert_eq!(desired_digest(&a).len(), 32);
+    }
+}
