@@ -577,7 +577,7 @@ impl Driver {
                 note(format!("{name}: not started"));
                 continue;
             };
-            let held = held_objects(&store);
+            let held = held_objects(&store, Some(want));
             for d in diff_holdings(want, &held, snap.rv) {
                 if let Diff::Extra { key, uid, .. } = &d
                     && self.sh.trace.was_deleted(i, uid)
@@ -676,8 +676,10 @@ fn referenced_configmaps(p: &Pod) -> BTreeSet<String> {
     out
 }
 
-/// key → (uid, resourceVersion) of the pods and configmaps in `store`.
-pub fn held_objects(store: &ke_edge::metamanager::MetaStore) -> Holdings {
+/// The pods and configmaps in `store`, each pod with its desired-content digest; given
+/// `want`, only the pods held at an older version than wanted get one (the digest is most
+/// of the comparison's cost).
+pub fn held_objects(store: &ke_edge::metamanager::MetaStore, want: Option<&Holdings>) -> Holdings {
     let mut out = BTreeMap::new();
     for (kind, word) in [
         (ResourceType::Pod, "pod"),
@@ -697,8 +699,9 @@ pub fn held_objects(store: &ke_edge::metamanager::MetaStore) -> Holdings {
             );
             let rv = m("/metadata/resourceVersion").parse().unwrap_or(0);
             let h = Holding::new(m("/metadata/uid"), rv);
+            let needed = want.is_none_or(|w| w.get(&key).is_some_and(|w| w.rv > h.rv));
             let h = match kind {
-                ResourceType::Pod => h.with_digest_of(&v),
+                ResourceType::Pod if needed => h.with_digest_of(&v),
                 _ => h,
             };
             out.insert(key, h);
@@ -730,7 +733,10 @@ mod tests {
         let want: Holdings = [
             (key.clone(), with("9", "Running", &pod)),
             (format!("{NS}/configmap/cfg-0"), Holding::new("c".into(), 5)),
-            (format!("{NS}/configmap/cfg-1"), Holding::new("c1".into(), 2)),
+            (
+                format!("{NS}/configmap/cfg-1"),
+                Holding::new("c1".into(), 2),
+            ),
         ]
         .into();
         let mut held: Holdings = [

@@ -14,7 +14,8 @@
 //! JSON with those fields removed and object keys in sorted order (serde_json's default map
 //! is ordered), so the edge and the cloud compute it alike from any JSON of the same object.
 
-use serde_json::{Map, Value};
+use serde::{Serialize, Serializer, ser::SerializeMap};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// Metadata fields the API server changes on every write, ignored by the comparison.
@@ -48,33 +49,58 @@ fn same_metadata(a: &Value, b: &Value) -> bool {
 }
 
 /// The digest of what of `obj` the edge needs (see the module docs): equal digests, equal
-/// [`same_desired`] content.
+/// [`same_desired`] content. Streams the filtered JSON into the hash, no copy of `obj`.
 pub fn desired_digest(obj: &Value) -> String {
-    let mut h = Sha256::new();
-    let text = match obj.as_object() {
-        Some(m) => {
-            let mut kept: Map<String, Value> = Map::new();
-            for (k, v) in m.iter().filter(|(k, _)| k.as_str() != "status") {
-                let v = match (k.as_str(), v.as_object()) {
-                    ("metadata", Some(meta)) => Value::Object(
-                        meta.iter()
-                            .filter(|(k, _)| !VOLATILE_METADATA.contains(&k.as_str()))
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                    ),
-                    _ => v.clone(),
-                };
-                kept.insert(k.clone(), v);
-            }
-            serde_json::to_vec(&Value::Object(kept))
-        }
-        None => serde_json::to_vec(obj),
-    };
-    h.update(text.unwrap_or_default());
-    h.finalize()[..16]
+    let mut h = HashWriter(Sha256::new());
+    // Writing into a hash cannot fail, nor can serializing a `Value`.
+    let _ = serde_json::to_writer(&mut h, &Filtered { v: obj, top: true });
+    h.0.finalize()[..16]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// `v` without `status` (at the top) and the volatile metadata (in `metadata`).
+struct Filtered<'a> {
+    v: &'a Value,
+    top: bool,
+}
+
+impl Serialize for Filtered<'_> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        let Some(m) = self.v.as_object() else {
+            return self.v.serialize(ser);
+        };
+        let skip = |k: &str| {
+            if self.top {
+                k == "status"
+            } else {
+                VOLATILE_METADATA.contains(&k)
+            }
+        };
+        let mut map = ser.serialize_map(None)?;
+        for (k, v) in m.iter().filter(|(k, _)| !skip(k)) {
+            if self.top && k == "metadata" {
+                map.serialize_entry(k, &Filtered { v, top: false })?;
+            } else {
+                map.serialize_entry(k, v)?;
+            }
+        }
+        map.end()
+    }
+}
+
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

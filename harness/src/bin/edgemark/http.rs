@@ -146,7 +146,7 @@ async fn state(State(fleet): State<Arc<Fleet>>, Query(q): Query<StateQuery>) -> 
             .names
             .iter()
             .zip(&fleet.stores)
-            .map(|(n, s)| (n.clone(), held_objects(s)))
+            .map(|(n, s)| (n.clone(), held_objects(s, None)))
             .collect()
     };
     Json(StateReply {

@@ -648,7 +648,8 @@ mod tests {
             s
         };
         let sent = |session| summary(&hub.test_frames(&node, session));
-        let at = |op: &str, rv: &str| vec![(op.to_owned(), "default/pod/p".to_owned(), rv.to_owned())];
+        let at =
+            |op: &str, rv: &str| vec![(op.to_owned(), "default/pod/p".to_owned(), rv.to_owned())];
         put(&mut idx, &mut sync, pod("1", "Pending", "app:v1"));
         assert_eq!(sent(session), at("insert", "1"));
         let echo = put(&mut idx, &mut sync, pod("2", "Running", "app:v1"));
