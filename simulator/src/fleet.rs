@@ -253,6 +253,9 @@ pub fn add_api(sim: &mut turmoil::Sim<'_>, sh: &Arc<Shared>) {
             let mut cfg = ServerConfig::new(sh.dir.join("apiserver"));
             cfg.listen = SocketAddr::new([0, 0, 0, 0].into(), API_PORT);
             cfg.extra_sans = vec![ip.to_string()];
+            // Embedded: never restarted (the scenario check refuses `restart_apiserver`), so
+            // its SQLite needs no file; external: a restart reopens the file.
+            cfg.database_in_memory = sh.scenario.cloud.apiserver == ApiLink::Embedded;
             let deps = ke_apiserver::Deps {
                 transport: TurmoilTransport,
                 clock: sh.clock(),

@@ -105,7 +105,8 @@ fn default_limit() -> u64 {
 pub enum ApiLink {
     /// cloudcore's default deployment (no kubeconfig): the embedded API server, which
     /// cloudcore calls in-process (no TLS, HTTP/2 or socket between them). The workload
-    /// driver and the checks still reach it over HTTPS, as kubectl does.
+    /// driver and the checks still reach it over HTTPS, as kubectl does. Never restarted, so
+    /// its SQLite database is kept in memory (the same statements, no file writes).
     #[default]
     Embedded,
     /// An external API server (cloudcore given a kubeconfig), reached over HTTPS across the

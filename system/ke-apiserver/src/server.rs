@@ -74,6 +74,11 @@ pub struct ServerConfig {
     pub extra_sans: Vec<String>,
     /// Store tuning.
     pub store: StoreOptions,
+    /// Keep the SQLite database in memory instead of `<data-dir>/apiserver.db`: the same
+    /// statements and transactions, no file writes, nothing survives the process. For the
+    /// simulator's embedded API server, which is never restarted; certificates and the
+    /// kubeconfig still go to `data_dir`.
+    pub database_in_memory: bool,
 }
 
 impl ServerConfig {
@@ -84,6 +89,7 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 6443)),
             extra_sans: Vec::new(),
             store: StoreOptions::default(),
+            database_in_memory: false,
         }
     }
 }
@@ -138,7 +144,11 @@ impl<T: Transport> Server<T> {
         };
         std::fs::create_dir_all(dd).map_err(dir_err)?;
         probe_writable(dd).map_err(dir_err)?;
-        let store = Store::open(&dd.join("apiserver.db"), cfg.store.clone())?;
+        let store = if cfg.database_in_memory {
+            Store::open_sqlite_in_memory(cfg.store.clone())?
+        } else {
+            Store::open(&dd.join("apiserver.db"), cfg.store.clone())?
+        };
         let api =
             Api::new(store, deps.clock.clone(), deps.entropy.clone()).map_err(ServeError::Init)?;
         let creds = pki::load_or_create(

@@ -745,17 +745,24 @@ proptest! {
 
     /// Goal: versions strictly increase, rejected writes and no-ops take none, and watches
     /// and lists at any version in the window replay the acknowledged changes exactly.
-    /// Method: random operations through the API on an in-memory store (window 16 or the
-    /// default), each checked against the model; then a list and a watch at every version,
+    /// Method: random operations through the API on an in-memory store, memory-only or on
+    /// an in-memory SQLite database (the simulator's embedded server), window 16 or the
+    /// default, each checked against the model; then a list and a watch at every version,
     /// `Gone` below the window, and the watches opened mid-run drained and compared.
     #[test]
     fn store_matches_model(
         small_window in any::<bool>(),
+        sqlite in any::<bool>(),
         ops in prop::collection::vec(op_strategy(), 1..120),
     ) {
         let opts = options(small_window);
         let window = opts.window_events_max;
-        let mut run = Run::new(Store::open_in_memory(opts).unwrap(), window);
+        let store = if sqlite {
+            Store::open_sqlite_in_memory(opts).unwrap()
+        } else {
+            Store::open_in_memory(opts).unwrap()
+        };
+        let mut run = Run::new(store, window);
         for op in &ops {
             run.step(op);
         }

@@ -186,6 +186,12 @@ impl Store {
         Self::from_connection(Connection::open(path)?, opts)
     }
 
+    /// A store on an in-memory SQLite database: every write runs the same statements and
+    /// transactions as on a file, and nothing survives the store.
+    pub fn open_sqlite_in_memory(opts: StoreOptions) -> Result<Self, StoreError> {
+        Self::from_connection(Connection::open_in_memory()?, opts)
+    }
+
     /// A store that lives only in memory (tests, simulator nodes that need no durability).
     pub fn open_in_memory(opts: StoreOptions) -> Result<Self, StoreError> {
         let (tx, _) = broadcast::channel(opts.fanout_buffer_max.max(1));
