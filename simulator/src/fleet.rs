@@ -20,6 +20,7 @@ use ke_cloud::{
     cloudhub::HubHandle,
     config::CloudCoreConfig,
     daemon::{CloudCore, Deps as CloudDeps},
+    edgecontroller::Metrics as EcMetrics,
 };
 use ke_core::{Clock, Entropy, Seed};
 use ke_edge::metamanager::MetaStore;
@@ -93,6 +94,7 @@ pub struct Shared {
     token: Slot<String>,
     api: Slot<ApiAccess>,
     hub: Slot<HubHandle>,
+    controller: Slot<Arc<EcMetrics>>,
     stores: Mutex<BTreeMap<u32, MetaStore>>,
     /// Simulated time the whole fleet was first connected.
     pub ready_at: Slot<Duration>,
@@ -129,6 +131,7 @@ impl Shared {
             token: Mutex::default(),
             api: Mutex::default(),
             hub: Mutex::default(),
+            controller: Mutex::default(),
             stores: Mutex::default(),
             ready_at: Mutex::default(),
             checks: Mutex::default(),
@@ -186,9 +189,16 @@ impl Shared {
         get(&self.hub)
     }
 
+    /// Releases EdgeController is holding back for their delay (0 when cloudcore is down:
+    /// its successor resyncs every node).
+    pub fn pending_releases(&self) -> u64 {
+        get(&self.controller).map_or(0, |m| m.snapshot().pending_releases)
+    }
+
     /// Forgets cloudcore (it crashed).
     pub fn cloud_down(&self) {
         put(&self.hub, None);
+        put(&self.controller, None);
     }
 
     /// Registers a node's store (for the convergence check).
@@ -330,6 +340,7 @@ pub fn add_cloud(sim: &mut turmoil::Sim<'_>, sh: &Arc<Shared>) {
                 Some(core.join_token(Duration::from_secs(24 * 3600))),
             );
             put(&sh.hub, Some(core.hub_handle()));
+            put(&sh.controller, Some(core.controller_metrics()));
             sh.trace.event(format_args!("cloudcore up"));
             core.run(std::future::pending()).await?;
             HostResult::Ok(())

@@ -609,8 +609,8 @@ impl Driver {
             let pending = self.sh.trace.pending();
             let offline = self.sh.nodes.len() - self.connected();
             // Comparing every store is the expensive part: only once nothing is in flight
-            // (or at the deadline, to say what differs).
-            let settled = pending == 0 && offline == 0;
+            // and no release waits out its delay (or at the deadline, to say what differs).
+            let settled = pending == 0 && offline == 0 && self.sh.pending_releases() == 0;
             let (diffs, first) = if settled || now() >= deadline {
                 self.compare(&snap)
             } else {

@@ -134,6 +134,15 @@ fn sans(listen: SocketAddr, extra: &[String]) -> Vec<String> {
     s
 }
 
+/// The store: `<data-dir>/apiserver.db`, or an in-memory database.
+fn open_store(cfg: &ServerConfig) -> Result<Store, crate::store::StoreError> {
+    if cfg.database_in_memory {
+        Store::open_sqlite_in_memory(cfg.store.clone())
+    } else {
+        Store::open(&cfg.data_dir.join("apiserver.db"), cfg.store.clone())
+    }
+}
+
 impl<T: Transport> Server<T> {
     /// Opens storage, prepares credentials, binds and writes `<data-dir>/kubeconfig`.
     pub async fn start(cfg: ServerConfig, deps: Deps<T>) -> Result<Self, ServeError> {
@@ -144,11 +153,7 @@ impl<T: Transport> Server<T> {
         };
         std::fs::create_dir_all(dd).map_err(dir_err)?;
         probe_writable(dd).map_err(dir_err)?;
-        let store = if cfg.database_in_memory {
-            Store::open_sqlite_in_memory(cfg.store.clone())?
-        } else {
-            Store::open(&dd.join("apiserver.db"), cfg.store.clone())?
-        };
+        let store = open_store(&cfg)?;
         let api =
             Api::new(store, deps.clock.clone(), deps.entropy.clone()).map_err(ServeError::Init)?;
         let creds = pki::load_or_create(

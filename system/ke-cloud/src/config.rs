@@ -582,15 +582,21 @@ pub struct EdgeController {
     /// CloudHub session before it is marked `Ready=Unknown` (kube-controller-manager's
     /// `--node-monitor-grace-period`; the embedded API server has no controller manager).
     pub node_monitor_grace_period: u64,
+    /// `releaseDelaySeconds` (edgefleet extension): seconds a configmap, secret or device
+    /// model no pod or device of a node references any more stays at the edge before it is
+    /// released; 0 releases at once.
+    pub release_delay_seconds: u64,
 }
 
 impl Default for EdgeController {
-    /// `enable: true`, `nodeUpdateFrequency: 10`, `nodeMonitorGracePeriod: 40`.
+    /// `enable: true`, `nodeUpdateFrequency: 10`, `nodeMonitorGracePeriod: 40`,
+    /// `releaseDelaySeconds: 10`.
     fn default() -> Self {
         Self {
             enable: true,
             node_update_frequency: 10,
             node_monitor_grace_period: 40,
+            release_delay_seconds: 10,
         }
     }
 }

@@ -187,19 +187,10 @@ impl<T: Transport> CloudCore<T> {
         let mon = &cfg.common_config.monitor_server.bind_address;
         let mon = parse_addr("commonConfig.monitorServer.bindAddress", mon)?;
         let metrics_listener = Some(bind(&deps.transport, "metrics server", mon).await?);
-        let ec_cfg = EdgeControllerConfig {
-            authorization: hubc.authorization,
-            node_monitor_grace: std::time::Duration::from_secs(
-                cfg.modules.edge_controller.node_monitor_grace_period,
-            ),
-            upstream_workers: upstream_workers(hubc.node_limit),
-            devices: cfg.modules.device_controller.enable,
-            ..EdgeControllerConfig::default()
-        };
         let controller = EdgeController::new(
             client,
             hub.handle(),
-            ec_cfg,
+            controller_config(&cfg),
             deps.clock.clone(),
             deps.entropy.fork("edgecontroller"),
         );
@@ -389,6 +380,20 @@ fn hub_config(cfg: &CloudCoreConfig) -> HubConfig {
         write_timeout: h.write_timeout(),
         node_authorization: h.authorization.enable && !h.authorization.debug,
         ..defaults
+    }
+}
+
+/// EdgeController's settings from cloudcore.yaml.
+fn controller_config(cfg: &CloudCoreConfig) -> EdgeControllerConfig {
+    let secs = std::time::Duration::from_secs;
+    let ec = &cfg.modules.edge_controller;
+    EdgeControllerConfig {
+        authorization: cfg.modules.cloud_hub.authorization,
+        node_monitor_grace: secs(ec.node_monitor_grace_period),
+        release_delay: secs(ec.release_delay_seconds),
+        upstream_workers: upstream_workers(cfg.modules.cloud_hub.node_limit),
+        devices: cfg.modules.device_controller.enable,
+        ..EdgeControllerConfig::default()
     }
 }
 

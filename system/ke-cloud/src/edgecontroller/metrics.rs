@@ -30,6 +30,8 @@ pub struct Metrics {
     pub(crate) device_status_patches: AtomicU64,
     pub(crate) device_status_creates: AtomicU64,
     pub(crate) device_refusals: AtomicU64,
+    /// Gauge: releases waiting for their delay.
+    pub(crate) pending_releases: AtomicU64,
     /// API requests made by the controller, by verb.
     api_requests: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -71,6 +73,9 @@ pub struct MetricsSnapshot {
     pub device_status_creates: u64,
     /// Device reports refused (unknown device, or a device of another node).
     pub device_refusals: u64,
+    /// Configmaps, secrets and device models no longer referenced by a connected node and
+    /// waiting out the release delay before the edge is told to drop them (a gauge).
+    pub pending_releases: u64,
     /// API requests made, by verb (`get`, `create`, `patch`, `delete`, ...).
     pub api_requests: BTreeMap<String, u64>,
 }
@@ -92,6 +97,10 @@ impl Metrics {
 
     pub(crate) fn add(&self, c: &AtomicU64, n: u64) {
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sub(&self, c: &AtomicU64, n: u64) {
+        c.fetch_sub(n, Ordering::Relaxed);
     }
 
     pub(crate) fn api(&self, verb: &'static str) {
@@ -130,6 +139,7 @@ impl Metrics {
             device_status_patches: g(&self.device_status_patches),
             device_status_creates: g(&self.device_status_creates),
             device_refusals: g(&self.device_refusals),
+            pending_releases: g(&self.pending_releases),
             api_requests: api,
         }
     }
@@ -185,6 +195,7 @@ impl Metrics {
             s.watch_events,
         );
         device_counters(&mut out, &s);
+        gauges(&mut out, &s);
         let _ = writeln!(
             out,
             "# HELP edgecontroller_resync_objects_total Objects considered by resyncs after connects.\n\
@@ -194,19 +205,35 @@ impl Metrics {
              edgecontroller_resync_objects_total{{result=\"deleted\"}} {}",
             s.resync_sent, s.resync_skipped, s.resync_deleted
         );
-        let _ = writeln!(
-            out,
-            "# HELP edgecontroller_api_requests_total API requests made by EdgeController.\n\
-             # TYPE edgecontroller_api_requests_total counter"
-        );
-        for (verb, n) in &s.api_requests {
-            let _ = writeln!(
-                out,
-                "edgecontroller_api_requests_total{{verb=\"{verb}\"}} {n}"
-            );
-        }
+        api_requests(&mut out, &s);
         out
     }
+}
+
+/// API requests by verb.
+fn api_requests(out: &mut String, s: &MetricsSnapshot) {
+    let _ = writeln!(
+        out,
+        "# HELP edgecontroller_api_requests_total API requests made by EdgeController.\n\
+         # TYPE edgecontroller_api_requests_total counter"
+    );
+    for (verb, n) in &s.api_requests {
+        let _ = writeln!(
+            out,
+            "edgecontroller_api_requests_total{{verb=\"{verb}\"}} {n}"
+        );
+    }
+}
+
+/// The gauges.
+fn gauges(out: &mut String, s: &MetricsSnapshot) {
+    let _ = writeln!(
+        out,
+        "# HELP edgecontroller_pending_releases Objects a node no longer references, waiting \
+         out the release delay.\n# TYPE edgecontroller_pending_releases gauge\n\
+         edgecontroller_pending_releases {}",
+        s.pending_releases
+    );
 }
 
 /// One counter in the Prometheus text format.

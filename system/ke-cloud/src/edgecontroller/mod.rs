@@ -63,6 +63,11 @@ pub struct EdgeControllerConfig {
     /// How long after a connect to wait for the edge's inventory before sending everything
     /// (a stock KubeEdge edgecore sends none). Default 5 s.
     pub inventory_wait: Duration,
+    /// How long a configmap, secret or device model no pod or device of a node references
+    /// any more stays at the edge before it is released (a rolling update that deletes a pod
+    /// before creating its replacement would otherwise release and resend it). Zero: at once.
+    /// Default 10 s (`modules.edgeController.releaseDelaySeconds`).
+    pub release_delay: Duration,
     /// Upstream workers; requests of one node always go to the same worker, in order.
     /// Default 16.
     pub upstream_workers: usize,
@@ -85,6 +90,7 @@ impl Default for EdgeControllerConfig {
     fn default() -> Self {
         Self {
             inventory_wait: Duration::from_secs(5),
+            release_delay: Duration::from_secs(10),
             upstream_workers: 16,
             upstream_queue_max: 256,
             authorization: Authorization::default(),
@@ -254,6 +260,7 @@ impl EdgeController {
             self.entropy.clone(),
             self.metrics.clone(),
             self.cfg.inventory_wait,
+            self.cfg.release_delay,
             devices,
         );
         let mut st = Loop {

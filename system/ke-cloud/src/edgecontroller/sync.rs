@@ -15,7 +15,10 @@
 //! before the pods and devices that need them. Device membership changes are sent as
 //! `membership` messages (group `twin`, no ACK) to nodes with a session.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::Arc,
+};
 
 use ke_core::{Clock, Entropy};
 use ke_proto::{
@@ -50,6 +53,9 @@ struct NodeSync {
     phase: Phase,
     /// Edge key → what the edge holds (as far as the controller knows).
     held: BTreeMap<String, Holding>,
+    /// Edge key → when the edge is told to drop it: referenced objects no pod or device of
+    /// the node needs any more, kept for `release_delay` in case one comes back.
+    releasing: BTreeMap<String, Instant>,
 }
 
 /// One object as the edge holds it.
@@ -95,6 +101,10 @@ pub(crate) struct Sync {
     entropy: Entropy,
     metrics: Arc<Metrics>,
     inventory_wait: Duration,
+    release_delay: Duration,
+    /// Release deadlines in order (node, edge key); an entry whose node no longer has it at
+    /// that deadline in `releasing` was cancelled.
+    release_queue: VecDeque<(Instant, String, String)>,
     nodes: BTreeMap<String, NodeSync>,
     /// Inventory deadlines of the nodes still awaiting one (kept apart so finding the next
     /// deadline does not scan every node on every event).
@@ -112,6 +122,7 @@ impl Sync {
         entropy: Entropy,
         metrics: Arc<Metrics>,
         inventory_wait: Duration,
+        release_delay: Duration,
         devices: bool,
     ) -> Self {
         Self {
@@ -120,6 +131,8 @@ impl Sync {
             entropy,
             metrics,
             inventory_wait,
+            release_delay,
+            release_queue: VecDeque::new(),
             nodes: BTreeMap::new(),
             awaiting: BTreeMap::new(),
             index_ready: false,
@@ -159,15 +172,28 @@ impl Sync {
             session,
             phase: Phase::Awaiting { deadline },
             held: BTreeMap::new(),
+            releasing: BTreeMap::new(),
         };
-        self.nodes.insert(node.to_owned(), state);
+        if let Some(old) = self.nodes.insert(node.to_owned(), state) {
+            self.forget_releases(&old);
+        }
         self.awaiting.insert(node.to_owned(), deadline);
+    }
+
+    /// A node's state is gone with its pending releases (the next resync releases at once).
+    fn forget_releases(&self, old: &NodeSync) {
+        let n = old.releasing.len() as u64;
+        if n > 0 {
+            self.metrics.sub(&self.metrics.pending_releases, n);
+        }
     }
 
     /// A session ended (ignored if a newer one already started).
     pub(crate) fn disconnected(&mut self, node: &str, session: u64) {
         if self.nodes.get(node).is_some_and(|s| s.session == session) {
-            self.nodes.remove(node);
+            if let Some(old) = self.nodes.remove(node) {
+                self.forget_releases(&old);
+            }
             self.awaiting.remove(node);
         }
     }
@@ -177,7 +203,12 @@ impl Sync {
         if !self.index_ready {
             return None;
         }
-        self.awaiting.values().min().copied()
+        let inventory = self.awaiting.values().min().copied();
+        let release = self.release_queue.front().map(|(at, _, _)| *at);
+        match (inventory, release) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Nodes whose inventory did not come in time get everything (a stock edgecore).
@@ -201,6 +232,44 @@ impl Sync {
                 s.held.clear();
             }
             self.reconcile(&node, index);
+        }
+        self.release_due(now, index);
+    }
+
+    /// Sends the releases whose delay ran out and that nothing re-referenced meanwhile.
+    fn release_due(&mut self, now: Instant, index: &Index) {
+        while let Some((at, _, _)) = self.release_queue.front() {
+            if *at > now {
+                break;
+            }
+            let Some((at, node, key)) = self.release_queue.pop_front() else {
+                break;
+            };
+            let Some(state) = self.nodes.get_mut(&node) else {
+                continue;
+            };
+            if state.releasing.get(&key) != Some(&at) {
+                continue;
+            }
+            state.releasing.remove(&key);
+            self.metrics.sub(&self.metrics.pending_releases, 1);
+            let Some((kind, ns, name)) = split_key(&key) else {
+                continue;
+            };
+            let r = (kind, ns.to_owned(), name.to_owned());
+            if index.node_references(&node, &r) {
+                continue;
+            }
+            // Still in the cluster: released (no tombstone); gone meanwhile: deleted.
+            let exists = index
+                .objects(kind)
+                .is_some_and(|m| m.contains_key(&(r.1.clone(), r.2.clone())));
+            let t = Target {
+                kind,
+                namespace: ns,
+                name,
+            };
+            self.deliver(&node, t, None, exists);
         }
     }
 
@@ -289,12 +358,27 @@ impl Sync {
         }
     }
 
-    /// A configmap or secret the node's pods no longer reference: the edge drops its copy
-    /// (a delete marked [`RELEASED_ANNOTATION`], which leaves no tombstone).
+    /// A configmap or secret the node's pods no longer reference: after `release_delay`
+    /// (unless a pod references it again meanwhile, as when a rolling update deletes a pod
+    /// before creating its replacement) the edge drops its copy (a delete marked
+    /// [`RELEASED_ANNOTATION`], which leaves no tombstone).
     pub(crate) fn released(&mut self, node: &str, t: Target<'_>) {
-        if self.nodes.get(node).is_some_and(|s| s.phase == Phase::Live) {
+        let Some(state) = self.nodes.get_mut(node).filter(|s| s.phase == Phase::Live) else {
+            return;
+        };
+        if self.release_delay.is_zero() {
             self.deliver(node, t, None, true);
+            return;
         }
+        let key = edge_key(t.kind, t.namespace, t.name);
+        if !state.held.contains_key(&key) {
+            return;
+        }
+        let at = Instant::now() + self.release_delay;
+        if state.releasing.insert(key.clone(), at).is_none() {
+            self.metrics.inc(&self.metrics.pending_releases);
+        }
+        self.release_queue.push_back((at, node.to_owned(), key));
     }
 
     /// Sends the object (or its delete, or release) unless the edge already holds exactly
@@ -307,6 +391,13 @@ impl Sync {
         release: bool,
     ) -> Outcome {
         let key = edge_key(t.kind, t.namespace, t.name);
+        let Some(state) = self.nodes.get_mut(node) else {
+            return Outcome::NotSent;
+        };
+        // Whatever happens to the object now supersedes a pending release.
+        if state.releasing.remove(&key).is_some() {
+            self.metrics.sub(&self.metrics.pending_releases, 1);
+        }
         let Some(state) = self.nodes.get(node) else {
             return Outcome::NotSent;
         };
@@ -499,8 +590,13 @@ mod tests {
         idx
     }
 
-    /// A Sync with device support `devices` and edge-1 connected; the hub and session id.
+    /// A Sync with device support `devices`, releases at once, and edge-1 connected; the
+    /// hub and session id.
     fn setup(devices: bool) -> (Sync, HubHandle, u64) {
+        setup_with(devices, Duration::ZERO)
+    }
+
+    fn setup_with(devices: bool, release_delay: Duration) -> (Sync, HubHandle, u64) {
         let hub = HubHandle::for_tests();
         let node = NodeId::new(NODE).unwrap();
         let session = hub.test_connect(&node);
@@ -510,6 +606,7 @@ mod tests {
             Entropy::seeded(Seed(3), "sync"),
             Arc::new(Metrics::default()),
             Duration::from_secs(5),
+            release_delay,
             devices,
         );
         sync.connected(NODE, session);
@@ -641,7 +738,7 @@ mod tests {
             namespace: "default",
             name: "p",
         };
-        let mut put = |idx: &mut Index, sync: &mut Sync, p: Pod| {
+        let put = |idx: &mut Index, sync: &mut Sync, p: Pod| {
             idx.put_pod(&p);
             let s = idx.bound(Kind::Pod).get(&key).unwrap().stored.clone();
             sync.changed(NODE, t, Some(&s));
@@ -684,6 +781,130 @@ mod tests {
         assert_eq!(sync.metrics.snapshot().downstream_sent, before);
         put(&mut idx, &mut sync, pod("6", "Running", "app:v3"));
         assert_eq!(sync.metrics.snapshot().downstream_sent, before + 1);
+    }
+
+    /// Goal: an object a node stops referencing is released only after the delay, and not
+    /// at all if the node references it again meanwhile (a rolling update's delete before
+    /// create); a pending release is a gauge. Method: paused time, the model of `index()`
+    /// held by edge-1; `released`, then the device sent again within the delay; `released`
+    /// again and the delay run out; then a release of an object deleted meanwhile.
+    #[tokio::test(start_paused = true)]
+    async fn releases_wait_out_the_delay() {
+        let delay = Duration::from_secs(10);
+        let (mut sync, hub, session) = setup_with(true, delay);
+        let mut idx = index();
+        sync.index_ready(&idx);
+        let held = [
+            ("default/devicemodel/m", "um", "1"),
+            ("default/device/d1", "uid-d1", "2"),
+        ];
+        sync.inventory(NODE, inventory(&held), &idx);
+        let node = NodeId::new(NODE).unwrap();
+        assert!(hub.test_frames(&node, session).is_empty());
+        let model = Target {
+            kind: Kind::DeviceModel,
+            namespace: "default",
+            name: "m",
+        };
+        let pending = |sync: &Sync| sync.metrics.snapshot().pending_releases;
+
+        // Released, then needed again (sent or skipped as held) within the delay: nothing.
+        sync.released(NODE, model);
+        assert_eq!(pending(&sync), 1);
+        assert!(sync.next_deadline().is_some());
+        tokio::time::advance(Duration::from_secs(4)).await;
+        let stored = idx.models[&("default".to_owned(), "m".to_owned())].clone();
+        sync.changed(NODE, model, Some(&stored));
+        assert_eq!(pending(&sync), 0);
+        tokio::time::advance(delay).await;
+        sync.expire(&idx);
+        assert!(
+            hub.test_frames(&node, session).is_empty(),
+            "re-referenced yet released"
+        );
+
+        // Released and not needed again: the release goes after the delay, not before.
+        sync.released(NODE, model);
+        tokio::time::advance(delay - Duration::from_secs(1)).await;
+        sync.expire(&idx);
+        assert!(hub.test_frames(&node, session).is_empty(), "released early");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(sync.next_deadline().is_some_and(|d| d <= Instant::now()));
+        // The index still has the device referencing it: kept.
+        sync.expire(&idx);
+        assert!(
+            hub.test_frames(&node, session).is_empty(),
+            "released while referenced"
+        );
+        assert_eq!(pending(&sync), 0);
+        idx.remove_bound(Kind::Device, &("default".to_owned(), "d1".to_owned()));
+        sync.released(NODE, model);
+        tokio::time::advance(delay).await;
+        sync.expire(&idx);
+        let frames = hub.test_frames(&node, session);
+        assert_eq!(frames.len(), 1);
+        assert!(frames[0].is_release(), "{:?}", frames[0]);
+        assert_eq!(pending(&sync), 0);
+        assert_eq!(sync.next_deadline(), None);
+    }
+
+    /// Goal: an object deleted from the cluster while its release waits is deleted at the
+    /// edge (with a tombstone), not released; a disconnect forgets pending releases (the
+    /// next resync releases at once). Method: paused time, a device d2 naming model `m`,
+    /// then d2 and the model gone; a second pending release and a disconnect.
+    #[tokio::test(start_paused = true)]
+    async fn a_release_of_a_deleted_object_is_a_delete() {
+        let delay = Duration::from_secs(10);
+        let (mut sync, hub, session) = setup_with(true, delay);
+        let mut idx = index();
+        idx.remove_bound(Kind::Device, &("default".to_owned(), "d1".to_owned()));
+        sync.index_ready(&idx);
+        sync.inventory(
+            NODE,
+            inventory(&[("default/devicemodel/m", "um", "1")]),
+            &idx,
+        );
+        let node = NodeId::new(NODE).unwrap();
+        let pending = |sync: &Sync| sync.metrics.snapshot().pending_releases;
+        let stored = idx.models[&("default".to_owned(), "m".to_owned())].clone();
+        let (k, s) = device("d2", NODE, "m", "5");
+        idx.put_device(k, s.clone());
+        let dev = Target {
+            kind: Kind::Device,
+            namespace: "default",
+            name: "d2",
+        };
+        sync.changed(NODE, dev, Some(&s));
+        let _ = hub.test_frames(&node, session);
+        let cm_like = Target {
+            kind: Kind::DeviceModel,
+            namespace: "default",
+            name: "m",
+        };
+        sync.changed(NODE, cm_like, Some(&stored));
+        idx.remove_bound(Kind::Device, &("default".to_owned(), "d2".to_owned()));
+        sync.released(NODE, cm_like);
+        idx.models.clear();
+        tokio::time::advance(delay).await;
+        sync.expire(&idx);
+        // (The hub also resends d2's unACKed insert by now.)
+        let frames: Vec<_> = hub
+            .test_frames(&node, session)
+            .into_iter()
+            .filter(|m| m.route.resource == "default/devicemodel/m")
+            .collect();
+        assert_eq!(
+            summary(&frames),
+            [("delete".into(), "default/devicemodel/m".into(), "1".into())]
+        );
+        assert!(!frames[0].is_release());
+
+        // A disconnect forgets pending releases (the next resync releases at once).
+        sync.changed(NODE, cm_like, Some(&stored));
+        sync.released(NODE, cm_like);
+        assert_eq!(pending(&sync), 1);
+        sync.disconnected(NODE, session);
+        assert_eq!(pending(&sync), 0);
     }
 
     /// Goal: without device support the device keys an edge holds are left alone (not
