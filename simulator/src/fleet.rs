@@ -192,7 +192,7 @@ impl Shared {
     /// Releases EdgeController is holding back for their delay (0 when cloudcore is down:
     /// its successor resyncs every node).
     pub fn pending_releases(&self) -> u64 {
-        get(&self.controller).map_or(0, |m| m.snapshot().pending_releases)
+        get(&self.controller).map_or(0, |m| m.pending_releases())
     }
 
     /// Forgets cloudcore (it crashed).

@@ -111,6 +111,11 @@ impl Metrics {
         *m.entry(verb).or_insert(0) += 1;
     }
 
+    /// Releases waiting out their delay now (the gauge alone, without a snapshot).
+    pub fn pending_releases(&self) -> u64 {
+        self.pending_releases.load(Ordering::Relaxed)
+    }
+
     /// A copy of every counter.
     pub fn snapshot(&self) -> MetricsSnapshot {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
