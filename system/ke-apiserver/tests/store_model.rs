@@ -792,3 +792,31 @@ proptest! {
         check_reopen(&path, &before);
     }
 }
+
+/// Goal: one database file has one API server: while a store has the file open (exclusive
+/// locking), a second store on it is refused with a storage error instead of sharing it;
+/// once the first is gone the file opens again with everything in it.
+/// Method: a store on a temporary file with one namespace written; open the file again,
+/// drop the first store, open again and read the namespace.
+#[test]
+fn a_database_file_serves_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("apiserver.db");
+    let api = new_api(Store::open(&path, options(false)).unwrap());
+    let ns = api.resource("", "v1", "namespaces").unwrap();
+    api.create(
+        &ns,
+        "",
+        json!({"metadata": {"name": "kept"}}),
+        WriteOpts::default(),
+    )
+    .unwrap();
+    let second = Store::open(&path, options(false));
+    assert!(
+        matches!(second, Err(StoreError::Sqlite(_))),
+        "a second store on an open file: {second:?}"
+    );
+    drop(api);
+    let again = Store::open(&path, options(false)).unwrap();
+    assert!(again.get(&ns.storage_prefix(), "kept").is_some());
+}

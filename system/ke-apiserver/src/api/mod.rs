@@ -151,7 +151,7 @@ impl Api {
         }
         meta::check_namespace(info, ns, &mut body)?;
         self.assign_name(info, &mut body)?;
-        let warnings = self.check_fields(info, &body, opts)?;
+        let warnings = self.check_fields(info, &body, None, opts)?;
         let name = meta::meta_str(&body, "name").to_owned();
         if info.namespaced && !ns.is_empty() && self.store.get(NAMESPACES, ns).is_none() {
             return Err(ApiError::not_found("", "namespaces", ns));
@@ -222,16 +222,22 @@ impl Api {
         Ok(())
     }
 
+    /// Applies the request's field validation to `body`; with `old` (a patch of that stored
+    /// object), only to the top-level fields the patch changed.
     fn check_fields(
         &self,
         info: &ResourceInfo,
         body: &Value,
+        old: Option<&Value>,
         opts: WriteOpts,
     ) -> Result<Vec<String>, ApiError> {
         if opts.field_validation == FieldValidation::Ignore {
             return Ok(vec![]);
         }
-        let unknown = crate::openapi::unknown_fields(info, body);
+        let unknown = match old {
+            Some(old) => crate::openapi::unknown_fields_changed(info, body, old),
+            None => crate::openapi::unknown_fields(info, body),
+        };
         if unknown.is_empty() {
             return Ok(vec![]);
         }
@@ -270,7 +276,7 @@ impl Api {
                 "the name of the object does not match the name on the URL",
             ));
         }
-        let warnings = self.check_fields(info, &body, opts)?;
+        let warnings = self.check_fields(info, &body, None, opts)?;
         let obj = self.mutate(info, ns, name, opts.dry_run, |prev, rv| {
             let prev = prev.ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
             let want = meta::meta_str(&body, "resourceVersion");
@@ -278,7 +284,7 @@ impl Api {
                 let why = "the object has been modified; please apply your changes to the latest version and try again";
                 return Err(ApiError::conflict(&info.group, &info.plural, name, why));
             }
-            self.next_version(info, &prev.value(), body, part, rv)
+            self.next_version(info, prev.value(), body, part, rv)
         })?;
         self.finish_write(info, ns, name, obj, warnings, opts)
     }
@@ -317,8 +323,8 @@ impl Api {
                 let why = "the object has been modified; please apply your changes to the latest version and try again";
                 return Err(ApiError::conflict(&info.group, &info.plural, name, why));
             }
-            warnings = self.check_fields(info, &new, opts)?;
-            self.next_version(info, &old, new, part, rv)
+            warnings = self.check_fields(info, &new, Some(&old), opts)?;
+            self.next_version(info, old, new, part, rv)
         })?;
         self.finish_write(info, ns, name, obj, warnings, opts)
     }
@@ -345,20 +351,34 @@ impl Api {
 
     /// Computes the stored form of an update: server-owned fields kept, status or spec kept
     /// depending on the part, generation bumped on spec change, deletion finished when the
-    /// last finalizer goes. `None` means nothing changed.
+    /// last finalizer goes. `None` means nothing changed. `old` is the stored object, parsed
+    /// for this write (a status update reuses it instead of copying it).
     fn next_version(
         &self,
         info: &ResourceInfo,
-        old: &Value,
+        old: Value,
         mut new: Value,
         part: Part,
         rv: u64,
     ) -> Result<Option<Mutation>, ApiError> {
         if part == Part::Status {
-            let status = new.get("status").cloned().unwrap_or(Value::Null);
-            new = old.clone();
-            new["status"] = status;
-        } else if info.has_status {
+            // Everything but the status is the stored object's, so only the status can
+            // differ (no metadata change, no generation bump, no finished deletion).
+            let status = new
+                .get_mut("status")
+                .map(Value::take)
+                .unwrap_or(Value::Null);
+            if *old.get("status").unwrap_or(&Value::Null) == status {
+                return Ok(None);
+            }
+            let mut out = old;
+            out["status"] = status;
+            strip_server_fields(&mut out["metadata"]);
+            out["metadata"]["resourceVersion"] = json!(rv.to_string());
+            return Ok(Some(Mutation::Put(out)));
+        }
+        let old = &old;
+        if info.has_status {
             match old.get("status") {
                 Some(s) => new["status"] = s.clone(),
                 None => {

@@ -29,7 +29,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use validate::unknown_fields;
+pub use validate::{unknown_fields, unknown_fields_changed};
 
 use crate::{
     registry::{Registry, ResourceInfo},

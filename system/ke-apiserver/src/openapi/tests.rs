@@ -367,6 +367,40 @@ fn unknown_fields_of_a_pod() {
     );
 }
 
+/// After a patch, only the top-level fields that differ from the stored object are checked
+/// (the rest was checked when it was written), for built-in and custom kinds alike.
+#[test]
+fn unknown_fields_of_a_patch_are_those_it_changed() {
+    let old = json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+        "spec": {"foo": true, "containers": [{"name": "a", "image": "busybox"}]},
+        "status": {"phase": "Pending"}
+    });
+    let mut new = old.clone();
+    new["status"] = json!({"phase": "Running", "phasee": "x"});
+    assert_eq!(
+        unknown_fields_changed(&pod_info(), &new, &old),
+        vec!["status.phasee"]
+    );
+    new["spec"]["bar"] = json!(1);
+    assert_eq!(
+        unknown_fields_changed(&pod_info(), &new, &old),
+        vec!["spec.bar", "spec.foo", "status.phasee"]
+    );
+    assert!(unknown_fields_changed(&pod_info(), &old, &old).is_empty());
+    let info = registry_with_device()
+        .get("devices.kubeedge.io", "v1beta1", "devices")
+        .expect("device");
+    let dev = json!({"apiVersion": "devices.kubeedge.io/v1beta1", "kind": "Device",
+        "metadata": {"name": "d", "nope": 1}, "spec": {"extra": 1}});
+    let mut patched = dev.clone();
+    patched["status"] = json!({"twins": [{"propertyName": "t", "reported": {}}]});
+    assert_eq!(
+        unknown_fields_changed(&info, &patched, &dev),
+        vec!["status.twins[0].reported"]
+    );
+}
+
 /// A valid pod using maps, quantities, int-or-string ports and timestamps has no unknown field.
 #[test]
 fn valid_pod_has_no_unknown_fields() {

@@ -19,10 +19,26 @@ use std::collections::{BTreeMap, BTreeSet};
 /// JSON paths of the fields of `obj` not declared by the schema of `info`'s kind, sorted and
 /// deduplicated. Kube reports each as `strict decoding error: unknown field "<path>"`.
 pub fn unknown_fields(info: &ResourceInfo, obj: &Value) -> Vec<String> {
+    walk_root(info, obj, None)
+}
+
+/// [`unknown_fields`] of `obj`, a changed version of `old` (the stored object a patch
+/// applied to), in the top-level fields that differ from `old`'s: what is unchanged was
+/// checked when it was written. A status patch of a pod walks its status, not its spec.
+pub fn unknown_fields_changed(info: &ResourceInfo, obj: &Value, old: &Value) -> Vec<String> {
+    walk_root(info, obj, old.as_object())
+}
+
+fn walk_root<'v>(
+    info: &ResourceInfo,
+    obj: &'v Value,
+    old: Option<&'v Map<String, Value>>,
+) -> Vec<String> {
     let mut walker = Walker {
         defs: schema::builtin_definitions(),
         found: BTreeSet::new(),
         path: Vec::new(),
+        unchanged_root: old,
     };
     match &info.schema {
         SchemaSource::Builtin(def) => {
@@ -49,6 +65,9 @@ struct Walker<'a, 'v> {
     defs: &'a BTreeMap<String, Value>,
     found: BTreeSet<String>,
     path: Vec<Seg<'v>>,
+    /// The stored version of the root object: its top-level fields equal to the walked
+    /// object's are skipped. Taken by the first object walked (the root).
+    unchanged_root: Option<&'v Map<String, Value>>,
 }
 
 fn is_true(s: &Value, key: &str) -> bool {
@@ -119,7 +138,11 @@ impl<'v> Walker<'_, 'v> {
         // The published schema always declares properties, so it is closed unless it
         // preserves unknown fields.
         let open = is_true(s, "x-kubernetes-preserve-unknown-fields");
+        let old = self.unchanged_root.take();
         for (key, v) in m {
+            if old.is_some_and(|o| o.get(key) == Some(v)) {
+                continue;
+            }
             self.path.push(Seg::Key(key));
             match key.as_str() {
                 "apiVersion" | "kind" => {}
@@ -142,7 +165,11 @@ impl<'v> Walker<'_, 'v> {
         let object_type = matches!(s.get("type").and_then(Value::as_str), None | Some("object"));
         // A built-in schema with no declared fields is free-form (RawExtension and the like).
         let closed = structural && object_type || props.is_some();
+        let old = self.unchanged_root.take();
         for (key, v) in m {
+            if old.is_some_and(|o| o.get(key) == Some(v)) {
+                continue;
+            }
             self.path.push(Seg::Key(key));
             self.walk_field(
                 props,
