@@ -320,7 +320,7 @@ impl DeviceTwin {
     fn change<T>(
         &mut self,
         bus: Option<&mpsc::Sender<BusMessage>>,
-        f: impl FnOnce(&rusqlite::Transaction<'_>, &mut Ctx<'_>) -> Result<T, Refused>,
+        f: impl FnOnce(&rusqlite::Connection, &mut Ctx<'_>) -> Result<T, Refused>,
         publications: impl FnOnce(T) -> Vec<BusMessage>,
     ) -> Result<(), Refused> {
         let (now_ms, now_rfc3339) = self.ctx_parts();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use ke_proto::twin::{
     MemberDevice, MsgTwin, TYPE_DELETED, TwinValue, TwinVersion, TypeMetadata, ValueMetadata,
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::metamanager::MetaStore;
 
@@ -152,16 +152,11 @@ impl TwinStore {
     /// Runs `f` in one immediate transaction, committed if it returns `Ok`.
     pub fn write<T, E: From<StoreError>>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> std::result::Result<T, E>,
+        f: impl FnOnce(&Connection) -> std::result::Result<T, E>,
     ) -> std::result::Result<T, E> {
-        self.meta.with_conn(|c| {
-            let tx = c
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sql("begin"))?;
-            let out = f(&tx)?;
-            tx.commit().map_err(sql("commit"))?;
-            Ok(out)
-        })
+        let sql_err = |op, source| E::from(StoreError::Sql { op, source });
+        self.meta
+            .with_conn(|c| crate::metamanager::store::immediate(c, sql_err, f))
     }
 
     /// Runs `f` on the connection (reads).
