@@ -38,6 +38,13 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// Another store (another API server) has the database file open: one file serves
+    /// one server at a time.
+    #[error("the database {path} is in use by another API server")]
+    InUse {
+        /// The database file.
+        path: std::path::PathBuf,
+    },
     /// The requested resourceVersion is older than the watch window.
     #[error("too old resource version: {requested} (oldest available {oldest})")]
     Gone {
@@ -196,7 +203,16 @@ pub fn object_key(namespace: &str, name: &str) -> String {
 impl Store {
     /// Opens (creating if needed) the database at `path` and loads it into memory.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
-        Self::from_connection(Connection::open(path)?, opts)
+        Self::from_connection(Connection::open(path)?, opts).map_err(|e| match e {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                StoreError::InUse {
+                    path: path.to_owned(),
+                }
+            }
+            other => other,
+        })
     }
 
     /// A store on an in-memory SQLite database: every write runs the same statements and
