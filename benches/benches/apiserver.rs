@@ -140,19 +140,23 @@ impl Running {
     }
 }
 
+/// A store on a SQLite file in `dir` and one in memory, with their labels.
+fn file_and_memory_stores(dir: &tempfile::TempDir) -> [(&'static str, Store); 2] {
+    let file = Store::open(&dir.path().join("bench.db"), StoreOptions::default());
+    let memory = Store::open_in_memory(StoreOptions::default());
+    [
+        ("sqlite_file", file.expect("the store opens")),
+        ("in_memory", memory.expect("the store opens")),
+    ]
+}
+
 fn bench_creates(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let stores = [
-        (
-            "sqlite_file",
-            Store::open(&dir.path().join("bench.db"), StoreOptions::default()),
-        ),
-        ("in_memory", Store::open_in_memory(StoreOptions::default())),
-    ];
+    let stores = file_and_memory_stores(&dir);
     let mut g = c.benchmark_group("apiserver_create");
     g.throughput(Throughput::Elements(1));
     for (label, store) in stores {
-        let api = api_on(store.expect("the store opens"));
+        let api = api_on(store);
         let pods = api.resource("", "v1", "pods").expect("pods are served");
         let mut n = 0u64;
         let mut next = || {
@@ -175,17 +179,11 @@ const PATCH_PODS: usize = 10_000;
 
 fn bench_status_patches(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let stores = [
-        (
-            "sqlite_file",
-            Store::open(&dir.path().join("patch.db"), StoreOptions::default()),
-        ),
-        ("in_memory", Store::open_in_memory(StoreOptions::default())),
-    ];
+    let stores = file_and_memory_stores(&dir);
     let mut g = c.benchmark_group("apiserver_status_patch");
     g.throughput(Throughput::Elements(1));
     for (label, store) in stores {
-        let api = api_on(store.expect("the store opens"));
+        let api = api_on(store);
         let pods = fill(&api, PATCH_PODS, pods::realistic_pod);
         let names: Vec<String> = (0..PATCH_PODS)
             .map(|i| {
