@@ -463,17 +463,23 @@ fn persist(
     // BEGIN and COMMIT from the statement cache: `Connection::transaction` parses both
     // statements again on every write.
     db.prepare_cached("BEGIN")?.execute([])?;
-    let written = write_rows(db, prefix, key, kind, obj)
-        .and_then(|()| db.prepare_cached("COMMIT")?.execute([]).map(drop));
-    if let Err(e) = written {
-        // Nothing of the write stays: the transaction is rolled back (a failed COMMIT can
-        // leave it open).
-        if !db.is_autocommit() {
-            let _ = db.execute_batch("ROLLBACK");
-        }
-        return Err(e.into());
-    }
+    // Nothing of a failed write stays: the transaction is rolled back (a failed COMMIT can
+    // leave it open), also on a panic, after which the store's lock is still used.
+    let _unless_committed = RollbackGuard(db);
+    write_rows(db, prefix, key, kind, obj)?;
+    db.prepare_cached("COMMIT")?.execute([])?;
     Ok(())
+}
+
+/// Rolls back the connection's open transaction when dropped, if one is still open.
+struct RollbackGuard<'c>(&'c Connection);
+
+impl Drop for RollbackGuard<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 fn write_rows(

@@ -386,11 +386,21 @@ pub(crate) fn immediate<T, E>(
             .map_err(|e| sql_err(op, e))
     };
     run("BEGIN IMMEDIATE", "begin")?;
-    let out = f(conn).and_then(|v| run("COMMIT", "commit").map(|_| v));
-    if out.is_err() && !conn.is_autocommit() {
-        let _ = conn.execute_batch("ROLLBACK");
+    let _unless_committed = RollbackGuard(conn);
+    f(conn).and_then(|v| run("COMMIT", "commit").map(|_| v))
+}
+
+/// Rolls back the connection's open transaction when dropped, if one is still open: after
+/// a failure of `f` or of COMMIT, and if `f` panics (the connection's mutex recovers from
+/// poisoning, so a transaction left open would make every later BEGIN fail).
+struct RollbackGuard<'c>(&'c Connection);
+
+impl Drop for RollbackGuard<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = self.0.execute_batch("ROLLBACK");
+        }
     }
-    out
 }
 
 fn stored(tx: &Connection, key: &str) -> Result<Option<Stored>> {
@@ -537,7 +547,7 @@ mod tests {
     /// Goal: `immediate` commits what `f` wrote when it succeeds and keeps nothing of it when
     /// it fails, and the connection is usable for the next transaction either way. Method: a
     /// successful write, a write followed by an error, a COMMIT-time failure (a deferred
-    /// foreign key check), each followed by a read.
+    /// foreign key check), a panic inside `f`, each followed by a read.
     #[test]
     fn immediate_commits_or_keeps_nothing() {
         let conn = Connection::open_in_memory().unwrap();
@@ -574,6 +584,15 @@ mod tests {
         assert!(matches!(at_commit, Err(Error::Sqlite { op: "commit", .. })));
         assert!(conn.is_autocommit(), "no transaction left open");
         assert_eq!(count("c"), 0);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Result<()> = immediate(&conn, err, |c| {
+                c.execute("INSERT INTO p VALUES ('p')", [])
+                    .map_err(sql("insert"))?;
+                panic!("a bug in the caller")
+            });
+        }));
+        assert!(panicked.is_err());
+        assert!(conn.is_autocommit(), "a panic leaves no transaction open");
         immediate(&conn, err, |c| {
             c.execute("INSERT INTO p VALUES ('c')", [])
                 .map_err(sql("insert"))
