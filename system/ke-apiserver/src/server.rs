@@ -300,6 +300,9 @@ impl<T: Transport> Server<T> {
         {
             tracing::warn!("connections still open after 10 s; closing");
         }
+        // Clients in this process (cloudcore's) may outlive the server; the database file
+        // is released now, so a new server can open it.
+        self.state.api.store.close();
     }
 }
 

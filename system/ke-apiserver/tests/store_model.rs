@@ -794,10 +794,11 @@ proptest! {
 }
 
 /// Goal: one database file has one API server: while a store has the file open (exclusive
-/// locking), a second store on it is refused, saying so, instead of sharing it;
-/// once the first is gone the file opens again with everything in it.
-/// Method: a store on a temporary file with one namespace written; open the file again,
-/// drop the first store, open again and read the namespace.
+/// locking), a second store on it is refused, saying so, instead of sharing it; once the
+/// first is closed (as its server does when it stops serving) the file opens again with
+/// everything in it, and the closed store refuses writes. Method: a store on a temporary
+/// file with one namespace written; open the file again, close the first store, open
+/// again, read the namespace, write through the closed one.
 #[test]
 fn a_database_file_serves_one_store_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
@@ -821,7 +822,18 @@ fn a_database_file_serves_one_store_at_a_time() {
         }
         other => panic!("a second store on an open file: {other:?}"),
     }
-    drop(api);
+    api.store.close();
     let again = Store::open(&path, options(false)).unwrap();
     assert!(again.get(&ns.storage_prefix(), "kept").is_some());
+    let late = api.create(
+        &ns,
+        "",
+        json!({"metadata": {"name": "late"}}),
+        WriteOpts::default(),
+    );
+    assert!(late.is_err(), "a closed store writes nothing");
+    assert!(
+        api.store.get(&ns.storage_prefix(), "kept").is_some(),
+        "reads still answer"
+    );
 }

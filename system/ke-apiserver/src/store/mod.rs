@@ -45,6 +45,9 @@ pub enum StoreError {
         /// The database file.
         path: std::path::PathBuf,
     },
+    /// The store was closed (its API server stopped serving): nothing more is written.
+    #[error("the store is closed: the API server has stopped")]
+    Closed,
     /// The requested resourceVersion is older than the watch window.
     #[error("too old resource version: {requested} (oldest available {oldest})")]
     Gone {
@@ -145,6 +148,8 @@ struct Inner {
     window: VecDeque<Arc<Event>>,
     /// Every event with a version above `oldest` is in `window`.
     oldest: u64,
+    /// [`Store::close`] was called: writes are refused.
+    closed: bool,
 }
 
 /// The object store.
@@ -230,6 +235,7 @@ impl Store {
             objects: BTreeMap::new(),
             window: VecDeque::new(),
             oldest: 0,
+            closed: false,
         };
         Ok(Self {
             inner: Mutex::new(inner),
@@ -257,6 +263,7 @@ impl Store {
             objects,
             window: VecDeque::new(),
             oldest: rv,
+            closed: false,
         };
         Ok(Self {
             inner: Mutex::new(inner),
@@ -269,6 +276,15 @@ impl Store {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Closes the database (releasing its file lock, so a new store can open the file in
+    /// this process while clients of this one still hold it) and refuses every later write
+    /// with [`StoreError::Closed`]. Reads keep answering from memory.
+    pub fn close(&self) {
+        let mut inner = self.lock();
+        inner.closed = true;
+        inner.db = None;
     }
 
     /// The latest resourceVersion.
@@ -352,6 +368,9 @@ impl Store {
         f: impl FnOnce(Option<&Arc<Obj>>, u64) -> Result<Option<Mutation>, E>,
     ) -> Result<Option<Arc<Obj>>, MutateError<E>> {
         let mut inner = self.lock();
+        if inner.closed {
+            return Err(MutateError::Store(StoreError::Closed));
+        }
         let prev = inner.objects.get(prefix).and_then(|m| m.get(key)).cloned();
         let rv = inner.rv + 1;
         let Some(m) = f(prev.as_ref(), rv).map_err(MutateError::Rejected)? else {
