@@ -141,11 +141,13 @@ impl Running {
 }
 
 /// A store on a SQLite file in `dir` and one in memory, with their labels.
-fn file_and_memory_stores(dir: &tempfile::TempDir) -> [(&'static str, Store); 2] {
+fn file_and_memory_stores(dir: &tempfile::TempDir) -> [(&'static str, Store); 3] {
     let file = Store::open(&dir.path().join("bench.db"), StoreOptions::default());
+    let sqlite_memory = Store::open_sqlite_in_memory(StoreOptions::default());
     let memory = Store::open_in_memory(StoreOptions::default());
     [
         ("sqlite_file", file.expect("the store opens")),
+        ("sqlite_in_memory", sqlite_memory.expect("the store opens")),
         ("in_memory", memory.expect("the store opens")),
     ]
 }

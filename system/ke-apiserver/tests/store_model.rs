@@ -837,3 +837,41 @@ fn a_database_file_serves_one_store_at_a_time() {
         "reads still answer"
     );
 }
+
+/// Goal: every in-memory SQLite store (the simulator's API server; `memdb` files) has its
+/// own database, even with several in one process at once. Method: write a namespace
+/// through one store, open a second while the first is open and check it starts empty
+/// and takes its own writes, then open a third after both are dropped.
+#[test]
+fn in_memory_sqlite_stores_share_nothing() {
+    let first = new_api(Store::open_sqlite_in_memory(options(false)).unwrap());
+    let ns = first.resource("", "v1", "namespaces").unwrap();
+    let prefix = ns.storage_prefix();
+    first
+        .create(
+            &ns,
+            "",
+            json!({"metadata": {"name": "one"}}),
+            WriteOpts::default(),
+        )
+        .unwrap();
+    let second = new_api(Store::open_sqlite_in_memory(options(false)).unwrap());
+    assert!(
+        second.store.get(&prefix, "one").is_none(),
+        "the second store starts empty"
+    );
+    assert!(second.store.current_rv() < first.store.current_rv());
+    second
+        .create(
+            &ns,
+            "",
+            json!({"metadata": {"name": "two"}}),
+            WriteOpts::default(),
+        )
+        .unwrap();
+    assert!(first.store.get(&prefix, "two").is_none());
+    assert!(first.store.get(&prefix, "one").is_some());
+    drop((first, second));
+    let third = Store::open_sqlite_in_memory(options(false)).unwrap();
+    assert_eq!(third.current_rv(), 0, "nothing survives a store");
+}
