@@ -148,10 +148,8 @@ enum Cmd {
 /// stay mapped (`MIMALLOC_PURGE_DELAY=-1`) and no transparent huge pages
 /// (`MIMALLOC_ALLOW_THP=0`).
 #[cfg(feature = "mimalloc")]
-const MIMALLOC_VARS: [(&str, &str); 2] = [
-    ("MIMALLOC_PURGE_DELAY", "-1"),
-    ("MIMALLOC_ALLOW_THP", "0"),
-];
+const MIMALLOC_VARS: [(&str, &str); 2] =
+    [("MIMALLOC_PURGE_DELAY", "-1"), ("MIMALLOC_ALLOW_THP", "0")];
 
 /// Sets [`MIMALLOC_VARS`] by re-executing once. mimalloc reads its settings at start-up,
 /// before `main`, and setting them needs its `unsafe` option API, so `fleet` runs itself

@@ -34,7 +34,7 @@ use k8s_openapi::api::{
 use ke_core::{Clock, Entropy};
 use ke_proto::{Content, Message, NodeId, Operation, ResourcePath};
 use kube::{
-    Api,
+    Api, Resource as _,
     api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions},
 };
 use serde_json::{Value, json};
@@ -291,19 +291,18 @@ impl Upstream {
     async fn patch_node_status(&self, req: &Req<'_>, strategic: bool) -> Result<Reply, Refusal> {
         self.own_node(req)?;
         let body = Self::content(req)?;
-        let api: Api<Node> = Api::all(self.client.clone());
-        let pp = PatchParams::default();
+        let url = Node::url_path(&(), None);
         self.metrics.api("patch");
         let node = if strategic {
-            api.patch_status(&req.name, &pp, &Patch::Strategic(&body))
+            self.patch_raw(url, &req.name, Some("status"), &Patch::Strategic(&body))
                 .await?
         } else {
-            let status = body.get("Status").cloned().unwrap_or(Value::Null);
+            let status = body.get("Status").unwrap_or(&Value::Null);
             let patch = json!({"status": status});
-            api.patch_status(&req.name, &pp, &Patch::Merge(&patch))
+            self.patch_raw(url, &req.name, Some("status"), &Patch::Merge(&patch))
                 .await?
         };
-        Ok(object_reply(&node))
+        Ok(text_reply(&node))
     }
 
     async fn put_lease(&self, req: &Req<'_>) -> Result<Reply, Refusal> {
@@ -316,20 +315,22 @@ impl Upstream {
         lease.metadata.name = Some(req.name.clone());
         lease.metadata.namespace = Some(req.namespace.clone());
         lease.metadata.resource_version = None;
-        let api: Api<Lease> = Api::namespaced(self.client.clone(), &req.namespace);
+        let url = Lease::url_path(&(), Some(&req.namespace));
         let patch = json!({"spec": lease.spec});
         self.metrics.api("patch");
-        let out = match api
-            .patch(&req.name, &PatchParams::default(), &Patch::Merge(&patch))
+        match self
+            .patch_raw(url, &req.name, None, &Patch::Merge(&patch))
             .await
         {
             Err(kube::Error::Api(ae)) if ae.code == 404 => {
                 self.metrics.api("create");
-                api.create(&PostParams::default(), &lease).await?
+                let api: Api<Lease> = Api::namespaced(self.client.clone(), &req.namespace);
+                Ok(object_reply(
+                    &api.create(&PostParams::default(), &lease).await?,
+                ))
             }
-            other => other?,
-        };
-        Ok(object_reply(&out))
+            other => Ok(text_reply(&other?)),
+        }
     }
 
     async fn get_lease(&self, req: &Req<'_>) -> Result<Reply, Refusal> {
@@ -374,6 +375,13 @@ fn object_reply<K: serde::Serialize>(obj: &K) -> Reply {
     Reply::Content(Content::object_reply(to_json(obj)))
 }
 
+/// The reply for an object the API server answered with as text.
+fn text_reply(text: &str) -> Reply {
+    Reply::Content(Content::object_reply(
+        serde_json::from_str(text).unwrap_or(Value::Null),
+    ))
+}
+
 impl Upstream {
     async fn pod_status(&self, req: &Req<'_>) -> Result<Reply, Refusal> {
         let body = Self::content(req)?;
@@ -406,14 +414,36 @@ impl Upstream {
                     continue;
                 }
             }
-            let status = item.get("Status").cloned().unwrap_or(Value::Null);
-            let api: Api<Pod> = Api::namespaced(self.client.clone(), &one.namespace);
+            let status = item.get("Status").unwrap_or(&Value::Null);
+            let url = Pod::url_path(&(), Some(&one.namespace));
             self.metrics.api("patch");
             let patch = json!({"status": status});
-            api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            self.patch_raw(url, name, Some("status"), &Patch::Merge(&patch))
                 .await?;
         }
         Ok(Reply::Content(Content::ok()))
+    }
+
+    /// Patches `<url>/<name>[/<subresource>]`: the request kube's `Api::patch` makes, with
+    /// the object the server answers as text, not parsed into a typed object. Status
+    /// reports and leases are most upstream requests, and the parse into a typed object,
+    /// its conversion back to JSON for the reply and the drops cost about as much as the
+    /// patch itself in the API server.
+    async fn patch_raw<P: serde::Serialize>(
+        &self,
+        url: String,
+        name: &str,
+        subresource: Option<&str>,
+        patch: &Patch<P>,
+    ) -> Result<String, kube::Error> {
+        let pp = PatchParams::default();
+        let request = kube::core::Request::new(url);
+        let request = match subresource {
+            Some(sub) => request.patch_subresource(sub, name, &pp, patch),
+            None => request.patch(name, &pp, patch),
+        }
+        .map_err(kube::Error::BuildRequest)?;
+        self.client.request_text(request).await
     }
 
     /// The node and UID of pod `<ns>/<name>`, if the controller knows it.

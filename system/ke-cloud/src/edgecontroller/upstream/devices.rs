@@ -20,7 +20,7 @@ use ke_proto::{
 };
 use kube::{
     Api, Resource as _,
-    api::{DynamicObject, Patch, PatchParams, PostParams},
+    api::{DynamicObject, Patch, PostParams},
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -252,14 +252,12 @@ impl Upstream {
             }),
         };
         self.metrics.api("patch");
-        // The request kube's `Api::patch` makes, without parsing the object it answers
-        // (nothing here reads it; the parse and drop cost more than the rest of the call).
         let ar = DeviceKind::DeviceStatus.api_resource();
         let url = DynamicObject::url_path(&ar, Some(&req.namespace));
-        let request = kube::core::Request::new(url)
-            .patch(&req.name, &PatchParams::default(), &Patch::Merge(&patch))
-            .map_err(kube::Error::BuildRequest)?;
-        match self.client.request_text(request).await {
+        match self
+            .patch_raw(url, &req.name, None, &Patch::Merge(&patch))
+            .await
+        {
             Ok(_) => {
                 self.metrics.inc(&self.metrics.device_status_patches);
                 Ok(true)
