@@ -264,8 +264,8 @@ impl Driver {
         let pp = PostParams::default();
         let sent = now();
         // The request `Api::create` makes, answered with the metadata only: the driver
-        // reads only the version, and a whole typed Pod per created pod was most of the
-        // driver's time.
+        // reads only the version. Parsing whole typed Pods here and in `replace` cost 0.9%
+        // of a 200-node run's instructions (callgrind).
         let url = Pod::url_path(&(), Some(NS));
         let body = serde_json::to_vec(&pod).unwrap_or_default();
         let create = || async {
