@@ -75,6 +75,11 @@ pub fn rv_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) 
         .unwrap_or(0)
 }
 
+/// The driver's pods collection (`/api/v1/namespaces/<NS>/pods`).
+fn pods_url() -> String {
+    Pod::url_path(&(), Some(NS))
+}
+
 fn now() -> Duration {
     turmoil::sim_elapsed().unwrap_or_default()
 }
@@ -266,7 +271,7 @@ impl Driver {
         // The request `Api::create` makes, answered with the metadata only: the driver
         // reads only the version. Parsing whole typed Pods here and in `replace` cost 0.9%
         // of a 200-node run's instructions (callgrind).
-        let url = Pod::url_path(&(), Some(NS));
+        let url = pods_url();
         let body = serde_json::to_vec(&pod).unwrap_or_default();
         let create = || async {
             let req = kube::core::Request::new(url.as_str())
@@ -295,7 +300,7 @@ impl Driver {
         let dp = DeleteParams::default();
         let sent = now();
         // As `Api::delete`, without parsing the pod it answers with.
-        let url = Pod::url_path(&(), Some(NS));
+        let url = pods_url();
         let delete = || async {
             let req = kube::core::Request::new(url.as_str())
                 .delete(&old, &dp)

@@ -175,20 +175,26 @@ impl std::fmt::Debug for Store {
 ///   5.6 `fcntl` calls per write; 18% of cloudcore's system-call time under twin-report
 ///   load). Another process (the `sqlite3` shell) can open the file only once the server
 ///   has stopped.
-/// - `cache_size`: 32 MiB of pages at most, filled only as pages are touched. At the default
-///   2 MiB, writes spread over a fleet's tens of thousands of objects missed the cache on
-///   nearly every write and read each page back from the OS (2.4 `pread` calls per write).
+/// - `cache_size`, set before these by [`Store::open`] ([`FILE_CACHE_KIB`]): 32 MiB of pages
+///   at most, filled only as pages are touched. At the default 2 MiB, writes spread over a
+///   fleet's tens of thousands of objects missed the cache on nearly every write and read
+///   each page back from the OS (2.4 `pread` calls per write).
 const SCHEMA: &str = "
 PRAGMA locking_mode = EXCLUSIVE;
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = NORMAL;
-PRAGMA cache_size = -32768;
 CREATE TABLE IF NOT EXISTS objects (
     prefix TEXT NOT NULL, key TEXT NOT NULL, rv INTEGER NOT NULL, value BLOB NOT NULL,
     PRIMARY KEY (prefix, key));
 CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (k, v) VALUES ('rv', 0);
 ";
+
+/// The page cache of a database file, in KiB (see [`SCHEMA`]).
+const FILE_CACHE_KIB: u32 = 32 * 1024;
+/// The page cache of a `memdb` database, in KiB: SQLite's default (see
+/// [`Store::open_sqlite_in_memory`]).
+const MEMDB_CACHE_KIB: u32 = 2000;
 
 /// The resourceVersion counter of a database: the counter row (written by deletes, whose
 /// version no row keeps) or the newest object's version, whichever is larger. No row when
@@ -208,7 +214,7 @@ pub fn object_key(namespace: &str, name: &str) -> String {
 impl Store {
     /// Opens (creating if needed) the database at `path` and loads it into memory.
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
-        Self::from_connection(Connection::open(path)?, opts).map_err(|e| match e {
+        Self::from_connection(Connection::open(path)?, opts, FILE_CACHE_KIB).map_err(|e| match e {
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
                 if f.code == rusqlite::ErrorCode::DatabaseBusy =>
             {
@@ -237,13 +243,8 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let db = Connection::open_with_flags("file:apiserver?vfs=memdb", flags)?;
-        let store = Self::from_connection(db, opts)?;
-        if let Some(db) = store.lock().db.as_ref() {
-            // After SCHEMA's 32 MiB, which is for files (see there); memdb keeps its
-            // journal in memory whatever SCHEMA asks.
-            db.execute_batch("PRAGMA cache_size = -2000;")?;
-        }
-        Ok(store)
+        // memdb keeps its journal in memory whatever SCHEMA asks.
+        Self::from_connection(db, opts, MEMDB_CACHE_KIB)
     }
 
     /// A store that lives only in memory (tests, simulator nodes that need no durability).
@@ -264,7 +265,13 @@ impl Store {
         })
     }
 
-    fn from_connection(db: Connection, opts: StoreOptions) -> Result<Self, StoreError> {
+    /// A store on `db`, with a page cache of at most `cache_kib` KiB.
+    fn from_connection(
+        db: Connection,
+        opts: StoreOptions,
+        cache_kib: u32,
+    ) -> Result<Self, StoreError> {
+        db.execute_batch(&format!("PRAGMA cache_size = -{cache_kib};"))?;
         db.execute_batch(SCHEMA)?;
         let objects = load_objects(&db)?;
         // The counter (see `RV_SQL`), from the rows just loaded rather than a second scan.
