@@ -369,8 +369,6 @@ fn tombstoned(conn: &Connection, uid: &str) -> Result<bool> {
         .map_err(sql("read tombstone"))
 }
 
-/// `(uid, rv)` stored at `key`, or `None` if the key holds nothing. A `meta` row without a
-/// `meta_sync` row (written by another tool) has unknown identity and version.
 /// Runs `f` in one `BEGIN IMMEDIATE` transaction, committed if `f` returns `Ok` and rolled
 /// back otherwise; `sql_err` makes the caller's error of a failed BEGIN or COMMIT. Both
 /// statements come from the statement cache: rusqlite's `Transaction` parses them again on
@@ -403,6 +401,8 @@ impl Drop for RollbackGuard<'_> {
     }
 }
 
+/// `(uid, rv)` stored at `key`, or `None` if the key holds nothing. A `meta` row without a
+/// `meta_sync` row (written by another tool) has unknown identity and version.
 fn stored(tx: &Connection, key: &str) -> Result<Option<Stored>> {
     tx.prepare_cached(
         "SELECT coalesce(s.uid, ''), coalesce(s.resource_version, '')
