@@ -105,7 +105,7 @@ fn default_limit() -> u64 {
 pub enum ApiLink {
     /// cloudcore's default deployment (no kubeconfig): the embedded API server, which
     /// cloudcore calls in-process (no TLS, HTTP/2 or socket between them). The workload
-    /// driver and the checks still reach it over HTTPS, as kubectl does. Never restarted, so
+    /// driver and the checks do too unless `cloud.driver = "https"`. Never restarted, so
     /// its SQLite database is kept in memory (the same statements, no file writes).
     #[default]
     Embedded,
@@ -115,12 +115,41 @@ pub enum ApiLink {
     External,
 }
 
+/// How the workload driver and the checks (the client `ctl`) reach the API server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverLink {
+    /// The embedded server's router called in-process, as cloudcore calls it: the driver is
+    /// the scenario's load, not a part under test, so its requests cost the API server's
+    /// handling (authentication, validation, SQLite, watches) but no TLS, HTTP/2 or link.
+    /// The default with `cloud.apiserver = "embedded"`.
+    InProcess,
+    /// HTTPS across the simulated network, as kubectl: the API server also pays the TLS
+    /// and HTTP/2 of its users. The only choice (and the default) with an external server.
+    Https,
+}
+
 /// Cloud side settings.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Cloud {
     /// `embedded` (default) or `external`.
     pub apiserver: ApiLink,
+    /// `in_process` or `https`; unset: `in_process` with the embedded server, `https` with
+    /// an external one.
+    pub driver: Option<DriverLink>,
+}
+
+impl Cloud {
+    /// How the driver reaches the API server.
+    #[must_use]
+    pub fn driver_link(&self) -> DriverLink {
+        match (self.driver, self.apiserver) {
+            (Some(link), _) => link,
+            (None, ApiLink::Embedded) => DriverLink::InProcess,
+            (None, ApiLink::External) => DriverLink::Https,
+        }
+    }
 }
 
 /// Fleet shape.
@@ -638,6 +667,12 @@ impl Scenario {
 
     fn validate_timeline(&self) -> Result<(), (String, String)> {
         let external = self.cloud.apiserver == ApiLink::External;
+        if external && self.cloud.driver == Some(DriverLink::InProcess) {
+            return Err((
+                "cloud.driver".to_owned(),
+                "an external API server is reached over HTTPS; `in_process` needs cloud.apiserver = \"embedded\"".to_owned(),
+            ));
+        }
         if !external && self.network.cloud_api_latency_ms.is_some() {
             return Err((
                 "network.cloud_api_latency_ms".to_owned(),

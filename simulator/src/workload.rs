@@ -13,6 +13,7 @@ use std::{
 
 use futures::{StreamExt, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use ke_apiserver::in_process::InProcess;
 use ke_proto::ResourceType;
 use kube::{
     Resource as _,
@@ -27,7 +28,7 @@ pub use devices::{DeviceApis, device_object, model_object};
 use crate::{
     fleet::{self, Shared},
     outcome::{CheckKind, CheckResult},
-    scenario::Phase,
+    scenario::{DriverLink, Phase},
     trace::{Expect, NO_RESURRECTION},
 };
 
@@ -87,7 +88,10 @@ fn now() -> Duration {
 /// Runs the driver to its end (the client `ctl`).
 pub async fn drive(sh: Arc<Shared>) -> HostResult {
     let access = sh.api_access().await;
-    let client = fleet::client(&access)?;
+    let client = match sh.scenario.cloud.driver_link() {
+        DriverLink::InProcess => InProcess::new(access.state.clone(), &access.token)?.into_client(),
+        DriverLink::Https => fleet::client(&access)?,
+    };
     let d = Driver {
         pods: Api::namespaced(client.clone(), NS),
         cms: Api::namespaced(client.clone(), NS),

@@ -109,6 +109,25 @@ fn external_api_settings_need_an_external_server() {
     assert!(e.contains("x.toml:") && e.contains("`remote`"), "{e}");
 }
 
+/// Goal: the driver calls an embedded server in-process unless told to use HTTPS, always
+/// uses HTTPS with an external one, and an in-process driver beside an external server is
+/// refused naming `cloud.driver`.
+#[test]
+fn the_driver_link_follows_the_api_server() {
+    let link =
+        |extra: &str| parse(&format!("{GOOD}\n[cloud]\n{extra}\n")).map(|s| s.cloud.driver_link());
+    assert_eq!(
+        parse(GOOD).unwrap().cloud.driver_link(),
+        DriverLink::InProcess
+    );
+    assert_eq!(link("driver = \"https\"").unwrap(), DriverLink::Https);
+    assert_eq!(link("apiserver = \"external\"").unwrap(), DriverLink::Https);
+    let e = link("apiserver = \"external\"\ndriver = \"in_process\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cloud.driver") && e.contains("embedded"), "{e}");
+}
+
 /// Goal: every shipped scenario file loads.
 #[test]
 fn shipped_scenarios_load() {
