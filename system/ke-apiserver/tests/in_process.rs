@@ -4,7 +4,7 @@
 
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
-use ke_apiserver::{Deps, Server, ServerConfig, http::HttpState};
+use ke_apiserver::{Deps, Server, ServerConfig, http::HttpState, store::StoreOptions};
 use ke_core::{Entropy, Seed, SystemClock};
 use ke_net::TokioTransport;
 use kube::{
@@ -28,8 +28,14 @@ struct Running {
 
 /// A server on a free loopback port, serving, and an in-process client for it.
 async fn start(dir: &std::path::Path) -> Running {
+    start_with(dir, StoreOptions::default()).await
+}
+
+/// As [`start`], with the store's watch window and fan-out buffer given.
+async fn start_with(dir: &std::path::Path, store: StoreOptions) -> Running {
     let mut cfg = ServerConfig::new(dir);
     cfg.listen = "127.0.0.1:0".parse().expect("address");
+    cfg.store = store;
     let deps = Deps {
         transport: TokioTransport,
         clock: Arc::new(SystemClock),
@@ -179,4 +185,77 @@ async fn in_process_client_refuses_upgrades() {
     assert_eq!(r.state.metrics.requests_by_verb().get("exec"), None);
     let _ = r.stop.send(());
     r.task.await.expect("server task");
+}
+
+/// Goal: a watcher that falls behind the server's fan-out buffer is not cut off while the
+/// events it missed are still in the watch window: it gets every one of them, in order, with
+/// no error (no relist of the collection). Once the window has moved past what it missed, it
+/// gets `410 Expired` and the watch ends.
+/// Method: fan-out buffer of 2 events per watcher, window of 10. The in-process client reads
+/// the watch only when polled, so updates made without reading pile up behind it. 8 updates
+/// unread, then read: 8 MODIFIED events with values 1..=8. Then 15 updates unread (the window
+/// keeps only the newest 10): an ERROR event with code 410, and the stream ends.
+#[tokio::test]
+async fn a_lagging_watch_resumes_from_the_window_and_gets_410_only_past_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = StoreOptions {
+        window_events_max: 10,
+        fanout_buffer_max: 2,
+    };
+    let r = start_with(dir.path(), opts).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(r.client.clone());
+    let made = api
+        .create(&PostParams::default(), &configmap("a", "0"))
+        .await
+        .expect("create");
+    let rv = made.resource_version().expect("resourceVersion");
+    let mut watch = api
+        .watch(&WatchParams::default().timeout(290), &rv)
+        .await
+        .expect("watch starts")
+        .boxed();
+    let update = |v: String| {
+        let api = api.clone();
+        async move {
+            let p = json!({"data": {"v": v}});
+            api.patch("a", &PatchParams::default(), &Patch::Merge(&p))
+                .await
+                .expect("patch");
+        }
+    };
+    for v in 1..=8 {
+        update(v.to_string()).await;
+    }
+    for want in 1..=8 {
+        let ev = tokio::time::timeout(WAIT, watch.try_next())
+            .await
+            .expect("event in time")
+            .expect("no error: the missed events come from the window");
+        match ev {
+            Some(WatchEvent::Modified(cm)) => {
+                let v = cm.data.as_ref().and_then(|d| d.get("v")).cloned();
+                assert_eq!(v.as_deref(), Some(want.to_string().as_str()));
+            }
+            other => panic!("expected update {want}, got {other:?}"),
+        }
+    }
+    for v in 9..=23 {
+        update(v.to_string()).await;
+    }
+    let ev = tokio::time::timeout(WAIT, watch.try_next())
+        .await
+        .expect("event in time")
+        .expect("the ERROR event is a watch event");
+    match ev {
+        Some(WatchEvent::Error(e)) => {
+            assert_eq!(e.code, 410, "{e:?}");
+            assert_eq!(e.reason, "Expired", "{e:?}");
+        }
+        other => panic!("expected 410, got {other:?}"),
+    }
+    let rest: Vec<_> = tokio::time::timeout(WAIT, watch.collect::<Vec<_>>())
+        .await
+        .expect("the watch ends after 410");
+    assert!(rest.is_empty(), "{rest:?}");
+    let _ = r.stop.send(());
 }

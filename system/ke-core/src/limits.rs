@@ -11,7 +11,8 @@ pub const API_REQUEST_BYTES_MAX: usize = 3 * 1024 * 1024;
 /// resourceVersion gets `410 Gone`.
 pub const WATCH_WINDOW_EVENTS_MAX: usize = 100_000;
 
-/// Events buffered per watcher before it is cut off (it then relists).
+/// Events buffered per watcher; one that falls further behind resumes from the watch window
+/// (and gets `410 Gone`, so relists, only once the window has moved past what it missed).
 pub const WATCH_FANOUT_BUFFER_MAX: usize = 10_000;
 
 /// Largest `limit` honoured for one list page.

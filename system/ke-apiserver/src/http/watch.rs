@@ -144,10 +144,25 @@ impl Watch {
                             }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        self.done = true;
-                        tracing::warn!(missed = n, "watcher fell behind; closing with 410");
-                        let e = ApiError::gone("watcher fell behind the event stream; relist");
-                        return Some(line("ERROR", &e.status()));
+                        // Every event up to `last_rv` was received; the missed ones are newer.
+                        // Resume from the watch window, as the client would by watching again
+                        // from its last version (kube-apiserver closes a slow watcher and the
+                        // client does that): no relist of the whole collection. Only when
+                        // the window has moved past them does the client get 410 and relist.
+                        match self.st.api.store.watch(&self.prefix, Some(self.last_rv)) {
+                            Ok(sub) => {
+                                tracing::debug!(missed = n, from = self.last_rv, "watcher fell behind; resuming from the window");
+                                self.backlog = sub.backlog.into();
+                                self.rx = sub.rx;
+                                self.last_rv = sub.rv;
+                            }
+                            Err(_) => {
+                                self.done = true;
+                                tracing::warn!(missed = n, "watcher fell behind the window; closing with 410");
+                                let e = ApiError::gone("watcher fell behind the event stream; relist");
+                                return Some(line("ERROR", &e.status()));
+                            }
+                        }
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 },
