@@ -261,4 +261,18 @@ async fn a_full_outbox_refuses_updates_with_503() {
     rig.mapper("twin/get", "{}").await;
     let got = rig.next_pub("/twin/get/result").await;
     assert_eq!(got["twin"]["temp"]["actual"]["value"], "2");
+    // A confirmed report makes room for exactly one more.
+    rig.cloud.send_replace(CloudState::Connected);
+    let first = rig.report().await;
+    rig.confirm(&first).await;
+    let second = rig.report().await;
+    assert_eq!(rig.outbox(), 1);
+    rig.mapper("twin/update", &actual("4")).await;
+    let ok = rig.next_pub("/twin/update/result").await;
+    assert_eq!(ok["twin"]["temp"]["actual"]["value"], "4", "{ok}");
+    rig.mapper("twin/update", &actual("5")).await;
+    let err = rig.next_pub("/twin/update/result").await;
+    assert_eq!(err["code"], 503, "{err}");
+    assert_eq!(rig.outbox(), 2);
+    drop(second);
 }

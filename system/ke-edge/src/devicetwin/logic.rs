@@ -64,6 +64,10 @@ pub struct Ctx<'a> {
     pub ids: &'a mut dyn FnMut() -> String,
     /// Reports the outbox may hold.
     pub outbox_max: usize,
+    /// Reports waiting when the transaction began.
+    pub outbox_len: usize,
+    /// Reports this transaction has queued.
+    pub queued: usize,
 }
 
 fn publish<T: serde::Serialize>(topic: String, payload: &T) -> BusMessage {
@@ -121,14 +125,16 @@ fn desired_of(obj: &Value) -> BTreeMap<String, (Option<String>, String)> {
         .collect()
 }
 
-/// The delta and document publications after a change of `id`'s twins.
+/// The delta and document publications after a change of `id`'s twins; `all` is every twin
+/// of the device as the transaction leaves it (the callers have it, so the twins are not
+/// read and parsed again on every report).
 fn after_change(
-    c: &Connection,
     id: &str,
     event_id: String,
     doc: BTreeMap<String, TwinDoc>,
+    all: &BTreeMap<String, TwinRow>,
     ctx: &mut Ctx<'_>,
-) -> Result<Vec<BusMessage>, StoreError> {
+) -> Vec<BusMessage> {
     let (ns, name) = id.split_once('/').unwrap_or(("", id));
     let mut out = Vec::new();
     if !doc.is_empty() {
@@ -142,7 +148,6 @@ fn after_change(
             &document,
         ));
     }
-    let all = store::twins(c, id)?;
     let delta: BTreeMap<String, String> = all
         .iter()
         .filter(|(_, t)| t.has_delta())
@@ -163,7 +168,7 @@ fn after_change(
             &msg,
         ));
     }
-    Ok(out)
+    out
 }
 
 fn membership_updated(ctx: &mut Ctx<'_>, dev: MemberDevice, added: bool) -> BusMessage {
@@ -206,6 +211,7 @@ pub fn sync_device(
     }
     let mut current = store::twins(c, &id)?;
     let mut doc = BTreeMap::new();
+    let mut all = BTreeMap::new();
     for (prop, (desired, kind)) in desired_of(obj) {
         let last = current.remove(&prop);
         let mut row = last.clone().unwrap_or_default();
@@ -226,8 +232,9 @@ pub fn sync_device(
                 last: last.map(|t| t.to_msg(false)),
                 current: Some(row.to_msg(false)),
             };
-            doc.insert(prop, doc_entry);
+            doc.insert(prop.clone(), doc_entry);
         }
+        all.insert(prop, row);
     }
     for (gone, row) in current {
         store::remove_twin(c, &id, &gone)?;
@@ -238,7 +245,7 @@ pub fn sync_device(
         doc.insert(gone, doc_entry);
     }
     let event_id = (ctx.ids)();
-    out.extend(after_change(c, &id, event_id, doc, ctx)?);
+    out.extend(after_change(&id, event_id, doc, &all, ctx));
     Ok(out)
 }
 
@@ -286,8 +293,8 @@ pub fn device_request(
     }
 }
 
-fn check_outbox(c: &Connection, ctx: &Ctx<'_>) -> Result<(), Refused> {
-    if store::outbox_len(c)? >= ctx.outbox_max {
+fn check_outbox(ctx: &Ctx<'_>) -> Result<(), Refused> {
+    if ctx.outbox_len + ctx.queued >= ctx.outbox_max {
         return Err(refused(
             503,
             format!(
@@ -306,9 +313,10 @@ fn twin_update(
     ctx: &mut Ctx<'_>,
 ) -> Result<Vec<BusMessage>, Refused> {
     let update = twin::parse_twin_update(payload).map_err(|e| refused(400, e.to_string()))?;
-    check_outbox(c, ctx)?;
+    check_outbox(ctx)?;
     let mut current = store::twins(c, &dev.id)?;
     let (mut result, mut report, mut doc) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    let mut updated = BTreeMap::new();
     for (key, t) in &update.twin {
         let last = current.remove(key);
         if t.is_deleted() {
@@ -330,7 +338,10 @@ fn twin_update(
             current: Some(row.to_msg(false)),
         };
         doc.insert(key.clone(), entry);
+        updated.insert(key.clone(), row);
     }
+    // Every twin as the transaction leaves it: the untouched ones and the updated ones.
+    current.append(&mut updated);
     let report = TwinUpdate {
         event_id: (ctx.ids)(),
         timestamp: ctx.now_ms,
@@ -340,6 +351,7 @@ fn twin_update(
     let resource = format!("device/{ns}/{name}/twin/edge_updated");
     let content = serde_json::to_string(&report).unwrap_or_default();
     store::push_report(c, &resource, &content)?;
+    ctx.queued += 1;
     let result = TwinUpdate {
         event_id: update.event_id.clone(),
         timestamp: ctx.now_ms,
@@ -349,7 +361,7 @@ fn twin_update(
         twin::device_topic(ns, name, DeviceRequest::TwinUpdate.result_suffix()),
         &result,
     )];
-    out.extend(after_change(c, &dev.id, update.event_id, doc, ctx)?);
+    out.extend(after_change(&dev.id, update.event_id, doc, &current, ctx));
     Ok(out)
 }
 
@@ -395,7 +407,7 @@ fn state_update(
     ctx: &mut Ctx<'_>,
 ) -> Result<Vec<BusMessage>, Refused> {
     let update = twin::parse_state_update(payload).map_err(|e| refused(400, e.to_string()))?;
-    check_outbox(c, ctx)?;
+    check_outbox(ctx)?;
     dev.state.clone_from(&update.state);
     if matches!(update.state.as_str(), "online" | "ok") {
         dev.last_online.clone_from(&ctx.now_rfc3339);
@@ -415,6 +427,7 @@ fn state_update(
     let inner = serde_json::to_string(&report).unwrap_or_default();
     let content = serde_json::to_string(&Value::String(inner)).unwrap_or_default();
     store::push_report(c, &format!("device/{ns}/{name}/state/update"), &content)?;
+    ctx.queued += 1;
     let result = DeviceStateUpdate {
         event_id: update.event_id,
         ..report

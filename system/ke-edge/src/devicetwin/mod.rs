@@ -209,6 +209,10 @@ pub struct DeviceTwin {
     ids: Box<dyn MsgIdSource + Send>,
     cfg: DeviceTwinConfig,
     metrics: Arc<TwinMetrics>,
+    /// Reports in the outbox, counted as committed transactions add and confirmations
+    /// remove them (read from the table at start): checking the bound and the gauge no
+    /// longer query the table twice per report.
+    outbox_len: usize,
 }
 
 impl std::fmt::Debug for DeviceTwin {
@@ -243,14 +247,17 @@ impl DeviceTwin {
         ids: Box<dyn MsgIdSource + Send>,
         cfg: DeviceTwinConfig,
     ) -> Result<Self, Error> {
+        let store = TwinStore::open(meta.clone())?;
+        let outbox_len = store.read(store::outbox_len)?;
         Ok(Self {
-            store: TwinStore::open(meta.clone())?,
+            store,
             meta,
             node: node.into(),
             clock,
             ids,
             cfg,
             metrics: Arc::default(),
+            outbox_len,
         })
     }
 
@@ -274,6 +281,7 @@ impl DeviceTwin {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), Error> {
         self.reconcile(inputs.bus.as_ref())?;
+        self.refresh_outbox_gauge();
         let mut out = Outbox {
             connected: inputs.cloud.borrow().is_connected(),
             ..Outbox::default()
@@ -332,8 +340,11 @@ impl DeviceTwin {
             now_rfc3339,
             ids: &mut next_id,
             outbox_max: self.cfg.outbox_max,
+            outbox_len: self.outbox_len,
+            queued: 0,
         };
         let got = self.store.write(|tx| f(tx, &mut ctx))?;
+        self.outbox_len += ctx.queued;
         self.refresh_outbox_gauge();
         for msg in publications(got) {
             self.publish(bus, msg);
@@ -342,11 +353,8 @@ impl DeviceTwin {
     }
 
     fn refresh_outbox_gauge(&self) {
-        if let Ok(n) = self.store.read(store::outbox_len) {
-            self.metrics
-                .outbox
-                .store(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
-        }
+        let n = u64::try_from(self.outbox_len).unwrap_or(u64::MAX);
+        self.metrics.outbox.store(n, Ordering::Relaxed);
     }
 
     fn publish(&self, bus: Option<&mpsc::Sender<BusMessage>>, msg: BusMessage) {
@@ -489,8 +497,11 @@ impl DeviceTwin {
                 let r = self
                     .store
                     .write::<_, StoreError>(|tx| store::remove_report(tx, f.seq));
-                if let Err(e) = r {
-                    warn!(error = %e, "cannot remove a confirmed report; it will be sent again");
+                match r {
+                    Ok(()) => self.outbox_len = self.outbox_len.saturating_sub(1),
+                    Err(e) => {
+                        warn!(error = %e, "cannot remove a confirmed report; it will be sent again");
+                    }
                 }
                 TwinMetrics::inc(&self.metrics.reports_confirmed);
                 self.refresh_outbox_gauge();
