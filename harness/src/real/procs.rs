@@ -58,7 +58,7 @@ impl Proc {
     fn spawn(cmd: &mut Command, log: PathBuf) -> Result<Self> {
         let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
-        let child = cmd
+        let child = crate::without_fleet_env(cmd)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
