@@ -151,12 +151,35 @@ enum Cmd {
 const MIMALLOC_VARS: [(&str, &str); 2] =
     [("MIMALLOC_PURGE_DELAY", "-1"), ("MIMALLOC_ALLOW_THP", "0")];
 
-/// The variables of [`MIMALLOC_VARS`] that `fleet` set itself (comma-separated), so that the
-/// processes it starts in real mode do not inherit them: they are tuned for a simulation in
-/// `fleet`'s own process. cloudcore and edgemark then run with the allocator settings their
-/// users give them; without huge pages the real-mode devices run confirmed 2,894 reports/s
-/// at 258 µs of cloudcore CPU each, with them 4,416/s at 179 µs.
+/// Of [`MIMALLOC_VARS`], those real mode's cloudcore and edgemark inherit (see
+/// [`FLEET_SET_VAR`]).
+#[cfg(feature = "mimalloc")]
+const INHERITED_VARS: [&str; 1] = ["MIMALLOC_PURGE_DELAY"];
+
+/// The variables of [`MIMALLOC_VARS`] that `fleet` set itself (comma-separated) and that
+/// the processes it starts in real mode must not inherit. Without huge pages
+/// (`MIMALLOC_ALLOW_THP=0`, good for the simulation's system time) cloudcore confirmed
+/// 2,894 twin reports/s at 258 µs of CPU each in the devices-throughput run, with them
+/// 4,416/s at 179 µs, so the daemons keep mimalloc's default there. `MIMALLOC_PURGE_DELAY=-1`
+/// is passed on: with mimalloc's default (freed pages returned after 1 s) the same run gave
+/// 3,115/s at 255 µs. The report's settings record both.
 pub(crate) const FLEET_SET_VAR: &str = "EDGEFLEET_FLEET_SET_MIMALLOC";
+
+/// mimalloc's settings the daemons of real mode run with: each `MIMALLOC_*` variable they
+/// inherit, or "defaults".
+pub(crate) fn daemon_allocator_env() -> String {
+    let own = std::env::var(FLEET_SET_VAR).unwrap_or_default();
+    let kept: Vec<String> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
+        .filter(|(k, _)| k.starts_with("MIMALLOC_") && !own.split(',').any(|n| n == k))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if kept.is_empty() {
+        "mimalloc defaults".to_owned()
+    } else {
+        format!("mimalloc, {}", kept.join(" "))
+    }
+}
 
 /// Removes from `cmd`'s environment what `fleet` added for itself (see [`FLEET_SET_VAR`]).
 pub(crate) fn without_fleet_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
@@ -204,7 +227,11 @@ fn tune_mimalloc() {
     };
     let mut cmd = std::process::Command::new(exe);
     cmd.args(std::env::args_os().skip(1));
-    let added: Vec<&str> = missing.iter().map(|(name, _)| *name).collect();
+    let added: Vec<&str> = missing
+        .iter()
+        .map(|(name, _)| *name)
+        .filter(|name| !INHERITED_VARS.contains(name))
+        .collect();
     cmd.env(FLEET_SET_VAR, added.join(","));
     for (name, value) in missing {
         cmd.env(name, value);

@@ -929,6 +929,7 @@ fn settings(marks: usize) -> BTreeMap<String, String> {
         ("mode", "real".to_owned()),
         ("edgemark_processes", marks.to_string()),
         ("tls", "rustls, mutual TLS after a real join".to_owned()),
+        ("daemon_allocator", crate::daemon_allocator_env()),
         (
             "not_measured",
             "reconnect time, bytes on the wire".to_owned(),
