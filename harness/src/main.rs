@@ -157,12 +157,13 @@ const MIMALLOC_VARS: [(&str, &str); 2] =
 const INHERITED_VARS: [&str; 1] = ["MIMALLOC_PURGE_DELAY"];
 
 /// The variables of [`MIMALLOC_VARS`] that `fleet` set itself (comma-separated) and that
-/// the processes it starts in real mode must not inherit. Without huge pages
-/// (`MIMALLOC_ALLOW_THP=0`, good for the simulation's system time) cloudcore confirmed
-/// 2,894 twin reports/s at 258 µs of CPU each in the devices-throughput run, with them
-/// 4,416/s at 179 µs, so the daemons keep mimalloc's default there. `MIMALLOC_PURGE_DELAY=-1`
-/// is passed on: with mimalloc's default (freed pages returned after 1 s) the same run gave
-/// 3,115/s at 255 µs. The report's settings record both.
+/// the processes it starts in real mode must not inherit. Real-mode devices-throughput runs
+/// (2026-12-07) with huge pages off in cloudcore and edgemark (`MIMALLOC_ALLOW_THP=0`,
+/// inherited from `fleet`) confirmed 2,821 and 2,894 twin reports/s at 258–263 µs of
+/// cloudcore CPU each; with huge pages allowed, 3,115–4,416/s at 179–255 µs over three
+/// runs, so the daemons keep mimalloc's default there. Whether `MIMALLOC_PURGE_DELAY=-1`
+/// helps them is within this machine's run-to-run spread; it is passed on, and the
+/// report's settings record what the daemons ran with.
 pub(crate) const FLEET_SET_VAR: &str = "EDGEFLEET_FLEET_SET_MIMALLOC";
 
 /// mimalloc's settings the daemons of real mode run with: each `MIMALLOC_*` variable they
