@@ -25,6 +25,8 @@ fn ctx<'a>(ids: &'a mut dyn FnMut() -> String) -> Ctx<'a> {
         now_rfc3339: "2023-11-14T22:13:20Z".to_owned(),
         ids,
         outbox_max: 10_000,
+        outbox_len: 0,
+        queued: 0,
     }
 }
 
