@@ -146,15 +146,13 @@ enum Cmd {
 
 /// mimalloc's settings for a simulation, each with the value `fleet` runs with: freed pages
 /// stay mapped (`MIMALLOC_PURGE_DELAY=-1`) and no transparent huge pages
-/// (`MIMALLOC_ALLOW_THP=0`).
-#[cfg(feature = "mimalloc")]
-const MIMALLOC_VARS: [(&str, &str); 2] =
-    [("MIMALLOC_PURGE_DELAY", "-1"), ("MIMALLOC_ALLOW_THP", "0")];
-
-/// Of [`MIMALLOC_VARS`], those real mode's cloudcore and edgemark inherit (see
+/// (`MIMALLOC_ALLOW_THP=0`). The third field says whether real mode's cloudcore and edgemark inherit the setting (see
 /// [`FLEET_SET_VAR`]).
 #[cfg(feature = "mimalloc")]
-const INHERITED_VARS: [&str; 1] = ["MIMALLOC_PURGE_DELAY"];
+const MIMALLOC_VARS: [(&str, &str, bool); 2] = [
+    ("MIMALLOC_PURGE_DELAY", "-1", true),
+    ("MIMALLOC_ALLOW_THP", "0", false),
+];
 
 /// The variables of [`MIMALLOC_VARS`] that `fleet` set itself (comma-separated) and that
 /// the processes it starts in real mode must not inherit. Real-mode devices-throughput runs
@@ -218,7 +216,7 @@ fn tune_mimalloc() {
     use std::os::unix::process::CommandExt as _;
     let missing: Vec<_> = MIMALLOC_VARS
         .iter()
-        .filter(|(name, _)| std::env::var_os(name).is_none())
+        .filter(|(name, _, _)| std::env::var_os(name).is_none())
         .collect();
     if missing.is_empty() {
         return;
@@ -228,13 +226,13 @@ fn tune_mimalloc() {
     };
     let mut cmd = std::process::Command::new(exe);
     cmd.args(std::env::args_os().skip(1));
-    let added: Vec<&str> = missing
+    let own: Vec<&str> = missing
         .iter()
-        .map(|(name, _)| *name)
-        .filter(|name| !INHERITED_VARS.contains(name))
+        .filter(|(_, _, inherited)| !inherited)
+        .map(|(name, _, _)| *name)
         .collect();
-    cmd.env(FLEET_SET_VAR, added.join(","));
-    for (name, value) in missing {
+    cmd.env(FLEET_SET_VAR, own.join(","));
+    for (name, value, _) in missing {
         cmd.env(name, value);
     }
     let err = cmd.exec();

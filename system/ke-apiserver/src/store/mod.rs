@@ -175,8 +175,8 @@ impl std::fmt::Debug for Store {
 ///   5.6 `fcntl` calls per write; 18% of cloudcore's system-call time under twin-report
 ///   load). Another process (the `sqlite3` shell) can open the file only once the server
 ///   has stopped.
-/// - `cache_size` and `mmap_size`, set before these by [`Store::open`] ([`FILE_CACHE_KIB`],
-///   [`FILE_MMAP_BYTES`]): SQLite's default 2 MiB page cache, with the file memory-mapped.
+/// - SQLite's default 2 MiB page cache, with the file memory-mapped (`mmap_size`, set before
+///   these by [`Store::open`]: [`FILE_MMAP_BYTES`]).
 ///   Without the map, writes spread over a fleet's tens of thousands of objects missed a
 ///   2 MiB cache on nearly every write and read each page back from the OS (2.4 `pread`
 ///   calls per write); mapped, those reads are memory reads. A large cache (32 MiB before)
@@ -194,14 +194,9 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta (k, v) VALUES ('rv', 0);
 ";
 
-/// The page cache of a database file, in KiB (see [`SCHEMA`]): SQLite's default.
-const FILE_CACHE_KIB: u32 = 2000;
 /// How much of a database file is memory-mapped (see [`SCHEMA`]); the map grows with the file
 /// up to this.
 const FILE_MMAP_BYTES: u64 = 1 << 30;
-/// The page cache of a `memdb` database, in KiB: SQLite's default (see
-/// [`Store::open_sqlite_in_memory`]).
-const MEMDB_CACHE_KIB: u32 = 2000;
 
 /// The resourceVersion counter of a database: the counter row (written by deletes, whose
 /// version no row keeps) or the newest object's version, whichever is larger. No row when
@@ -223,7 +218,7 @@ impl Store {
     pub fn open(path: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
         let db = Connection::open(path)?;
         db.execute_batch(&format!("PRAGMA mmap_size = {FILE_MMAP_BYTES};"))?;
-        Self::from_connection(db, opts, FILE_CACHE_KIB).map_err(|e| match e {
+        Self::from_connection(db, opts).map_err(|e| match e {
             StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
                 if f.code == rusqlite::ErrorCode::DatabaseBusy =>
             {
@@ -253,7 +248,7 @@ impl Store {
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let db = Connection::open_with_flags("file:apiserver?vfs=memdb", flags)?;
         // memdb keeps its journal in memory whatever SCHEMA asks.
-        Self::from_connection(db, opts, MEMDB_CACHE_KIB)
+        Self::from_connection(db, opts)
     }
 
     /// A store that lives only in memory (tests, simulator nodes that need no durability).
@@ -274,13 +269,8 @@ impl Store {
         })
     }
 
-    /// A store on `db`, with a page cache of at most `cache_kib` KiB.
-    fn from_connection(
-        db: Connection,
-        opts: StoreOptions,
-        cache_kib: u32,
-    ) -> Result<Self, StoreError> {
-        db.execute_batch(&format!("PRAGMA cache_size = -{cache_kib};"))?;
+    /// A store on `db` (SQLite's default page cache for files and `memdb` alike).
+    fn from_connection(db: Connection, opts: StoreOptions) -> Result<Self, StoreError> {
         db.execute_batch(SCHEMA)?;
         let objects = load_objects(&db)?;
         // The counter (see `RV_SQL`), from the rows just loaded rather than a second scan.
