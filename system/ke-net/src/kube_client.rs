@@ -136,8 +136,7 @@ fn tls_config(ca_pem: &str) -> Result<rustls::ClientConfig, KubeClientError> {
     if roots.is_empty() {
         return Err(KubeClientError::NoCaCertificate);
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+    let mut cfg = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();

@@ -489,9 +489,9 @@ impl CertAuthority {
     }
 }
 
-/// The crypto provider used everywhere here (ring, as the rest of the workspace).
+/// The crypto provider used everywhere here: the workspace's (ring, suites in Go's order).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    ke_net::tls::provider()
 }
 
 /// The node named by a node certificate (CN `system:node:<node>`, O `system:nodes`).

@@ -17,9 +17,9 @@ use rustls::{
 };
 use std::sync::Arc;
 
-/// The crypto provider (ring, as the rest of the workspace).
+/// The crypto provider: the workspace's (ring, suites in Go's order).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    ke_net::tls::provider()
 }
 
 /// Accepts any server certificate. Used for exactly one request: `GET /ca.crt`, whose answer
