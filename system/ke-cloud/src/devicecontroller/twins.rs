@@ -6,7 +6,7 @@
 //! dropped on the next report (KubeEdge's `removeTwinWithNameChanged`).
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     sync::{Mutex, PoisonError},
 };
 
@@ -131,13 +131,18 @@ pub struct CachedTwins {
 
 /// Per-device twin lists, shared by the upstream workers (a device's reports come from its
 /// node, whose requests one worker handles in order). Entries go when the Device is deleted.
+///
+/// A hash map: it is only looked up, never iterated, so its order cannot leak into a run.
+/// Every twin report takes and puts back an entry; in a `BTreeMap` of 50,000 devices those
+/// two walks compared about 16 long, shared-prefix names each and were 4.5% of cloudcore's
+/// CPU under twin load.
 #[derive(Debug, Default)]
 pub struct TwinCache {
-    devices: Mutex<BTreeMap<(String, String), CachedTwins>>,
+    devices: Mutex<HashMap<(String, String), CachedTwins>>,
 }
 
 impl TwinCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), CachedTwins>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), CachedTwins>> {
         self.devices.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
