@@ -198,6 +198,99 @@ fn apply_merge(original: &Value, patch: &[u8]) -> Result<Value, PatchError> {
         return Err(PatchError::invalid("a merge patch must be a JSON object"));
     }
     let mut doc = original.clone();
-    json_patch::merge(&mut doc, &patch);
+    merge(&mut doc, patch);
     Ok(doc)
+}
+
+/// RFC 7386's `MergePatch(target, patch)`, consuming the patch: its values move into the
+/// document instead of being copied (`json_patch::merge` takes the patch by reference and
+/// clones every value it sets; a DeviceStatus patch is mostly a twin list, set whole).
+/// Recursion is bounded by serde_json's nesting limit on the parsed patch.
+fn merge(doc: &mut Value, patch: Value) {
+    let Value::Object(patch) = patch else {
+        *doc = patch;
+        return;
+    };
+    if !doc.is_object() {
+        *doc = Value::Object(serde_json::Map::new());
+    }
+    let Value::Object(target) = doc else {
+        return;
+    };
+    for (name, value) in patch {
+        if value.is_null() {
+            target.remove(&name);
+        } else {
+            merge(target.entry(name).or_insert(Value::Null), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// Goal: the consuming merge is RFC 7386's, as `json_patch::merge` (which it replaced)
+    /// computes it. Method: the RFC's Appendix A examples, each checked against the RFC's
+    /// result and against `json_patch::merge`.
+    #[test]
+    fn merge_is_rfc_7386() {
+        let cases = [
+            (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
+            (
+                json!({"a": "b"}),
+                json!({"b": "c"}),
+                json!({"a": "b", "b": "c"}),
+            ),
+            (json!({"a": "b"}), json!({"a": null}), json!({})),
+            (
+                json!({"a": "b", "b": "c"}),
+                json!({"a": null}),
+                json!({"b": "c"}),
+            ),
+            (json!({"a": ["b"]}), json!({"a": "c"}), json!({"a": "c"})),
+            (json!({"a": "c"}), json!({"a": ["b"]}), json!({"a": ["b"]})),
+            (
+                json!({"a": {"b": "c"}}),
+                json!({"a": {"b": "d", "c": null}}),
+                json!({"a": {"b": "d"}}),
+            ),
+            (
+                json!({"a": [{"b": "c"}]}),
+                json!({"a": [1]}),
+                json!({"a": [1]}),
+            ),
+            (json!(["a", "b"]), json!(["c", "d"]), json!(["c", "d"])),
+            (json!({"a": "b"}), json!(["c"]), json!(["c"])),
+            (json!({"a": "foo"}), json!(null), json!(null)),
+            (json!({"a": "foo"}), json!("bar"), json!("bar")),
+            (
+                json!({"e": null}),
+                json!({"a": 1}),
+                json!({"e": null, "a": 1}),
+            ),
+            (
+                json!([1, 2]),
+                json!({"a": "b", "c": null}),
+                json!({"a": "b"}),
+            ),
+            (
+                json!({}),
+                json!({"a": {"bb": {"ccc": null}}}),
+                json!({"a": {"bb": {}}}),
+            ),
+        ];
+        for (target, patch, want) in cases {
+            let mut ours = target.clone();
+            merge(&mut ours, patch.clone());
+            assert_eq!(ours, want, "{target} + {patch}");
+            let mut theirs = target.clone();
+            json_patch::merge(&mut theirs, &patch);
+            assert_eq!(ours, theirs, "{target} + {patch}");
+        }
+    }
 }

@@ -407,7 +407,7 @@ impl Store {
             (Mutation::Put(v), Some(_)) => (EventType::Modified, v),
             (Mutation::Delete(v), _) => (EventType::Deleted, v),
         };
-        let obj = Obj::from_value(rv, value);
+        let obj = Obj::from_value_sized(rv, value, prev.as_ref().map_or(0, |p| p.json.len()));
         if dry_run {
             return Ok(Some(obj));
         }
@@ -574,7 +574,7 @@ fn load_objects(db: &Connection) -> Result<Objects, StoreError> {
             })?;
         out.entry(Arc::from(prefix.as_str()))
             .or_default()
-            .insert(key, Obj::from_value(rv, &value));
+            .insert(key, Obj::from_value_sized(rv, &value, bytes.len()));
     }
     Ok(out)
 }
