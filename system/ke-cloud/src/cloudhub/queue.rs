@@ -19,7 +19,7 @@ use std::{
     sync::Arc,
 };
 
-use ke_proto::{Delivery, Group, Message, Operation};
+use ke_proto::{Content, Delivery, Group, Message, Operation};
 use tokio::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -43,17 +43,44 @@ enum State {
 
 /// A queued message and its encoded text: encoded once when queued (the size check needs
 /// it anyway), written as is at every send and resend.
+///
+/// The message is kept without its content: the text carries it to the edge, and what the
+/// queue decides by (delivery mode, the object's UID, whether it deletes or releases) is read
+/// once, here. A pod's content as a `Value` is about 15 KiB against 3 KiB of text, and it was
+/// held until the edge's ACK: in a 5,000-node burst about 50,000 of them at once.
 #[derive(Debug, Clone)]
 pub(crate) struct Frame {
+    /// Header and route (content emptied).
     pub(crate) msg: Arc<Message>,
     pub(crate) text: Utf8Bytes,
+    delivery: Delivery,
+    /// `metadata.uid` of a `resource` object that is not a response (the ACK-store key).
+    uid: Option<Arc<str>>,
+    delete: bool,
+    release: bool,
 }
 
 impl Frame {
-    pub(crate) fn new(msg: Message, text: String) -> Self {
+    pub(crate) fn new(mut msg: Message, text: String) -> Self {
+        let uid = msg
+            .content
+            .value()
+            .pointer("/metadata/uid")
+            .and_then(serde_json::Value::as_str)
+            .filter(|uid| !uid.is_empty())
+            .filter(|_| {
+                msg.route.group == Group::Resource && msg.route.operation != Operation::Response
+            })
+            .map(Arc::from);
+        let (delivery, delete, release) = (msg.delivery(), msg.is_delete(), msg.is_release());
+        msg.content = Content::null();
         Self {
             msg: Arc::new(msg),
             text: Utf8Bytes::from(text),
+            delivery,
+            uid,
+            delete,
+            release,
         }
     }
 
@@ -62,6 +89,12 @@ impl Frame {
     pub(crate) fn encode(msg: Message) -> Self {
         let text = ke_proto::encode_text(&msg);
         Self::new(msg, text)
+    }
+
+    /// The message as sent, content included (decoded from the text).
+    #[cfg(test)]
+    pub(crate) fn sent(&self) -> Message {
+        ke_proto::decode(self.text.as_bytes()).expect("invariant: the text was encoded here")
     }
 }
 
@@ -82,11 +115,10 @@ struct Entry {
 
 impl Entry {
     fn new(frame: Frame) -> Self {
-        let msg = &frame.msg;
         Self {
-            rv: msg.header.resource_version.parse().ok(),
-            delete: msg.is_delete(),
-            release: msg.is_release(),
+            rv: frame.msg.header.resource_version.parse().ok(),
+            delete: frame.delete,
+            release: frame.release,
             frame,
             state: State::Ready,
             timeouts: 0,
@@ -188,7 +220,7 @@ impl NodeQueue {
 
     /// Queues a downstream message by its delivery mode.
     pub(crate) fn push(&mut self, frame: Frame) -> Result<Queued, PushError> {
-        match frame.msg.delivery() {
+        match frame.delivery {
             Delivery::NoAck => self.push_noack(frame),
             Delivery::DropMissingResourceVersion => Err(PushError::MissingResourceVersion),
             Delivery::Ack => self.push_ack(frame),
@@ -209,7 +241,7 @@ impl NodeQueue {
     }
 
     fn push_ack(&mut self, frame: Frame) -> Result<Queued, PushError> {
-        let key = key_of(&frame.msg);
+        let key = key_of(&frame);
         let incoming = Entry::new(frame);
         let Some(old) = self.entries.get(&key) else {
             if self.entries.len() >= self.limits.ack_objects_max {
@@ -380,20 +412,10 @@ impl NodeQueue {
     }
 }
 
-fn key_of(msg: &Message) -> Key {
-    let uid = msg
-        .content
-        .value()
-        .pointer("/metadata/uid")
-        .and_then(serde_json::Value::as_str)
-        .filter(|uid| !uid.is_empty());
-    match uid {
-        Some(uid)
-            if msg.route.group == Group::Resource && msg.route.operation != Operation::Response =>
-        {
-            Key::Uid(uid.to_owned())
-        }
-        _ => Key::Msg(msg.header.id.clone()),
+fn key_of(frame: &Frame) -> Key {
+    match &frame.uid {
+        Some(uid) => Key::Uid(uid.to_string()),
+        None => Key::Msg(frame.msg.header.id.clone()),
     }
 }
 

@@ -437,6 +437,6 @@ impl HubHandle {
     /// The messages due for session `id` of `node` now, in send order.
     pub(crate) fn test_frames(&self, node: &NodeId, id: u64) -> Vec<Message> {
         let (poll, _) = self.shared.poll(node, id, Instant::now());
-        poll.frames.iter().map(|f| (*f.msg).clone()).collect()
+        poll.frames.iter().map(Frame::sent).collect()
     }
 }
