@@ -76,15 +76,18 @@ impl Entropy {
         self.fill(&mut b);
         b[6] = (b[6] & 0x0f) | 0x40;
         b[8] = (b[8] & 0x3f) | 0x80;
-        let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[0..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        // Hex digits written straight into the string: seventeen `format!`s per id (every
+        // message has one) were 4% of a simulated devices run's instructions.
+        let mut hex = [0u8; 32];
+        hex::encode_to_slice(b, &mut hex).expect("invariant: 16 bytes are 32 hex digits");
+        let mut id = String::with_capacity(36);
+        for (i, digit) in hex.iter().enumerate() {
+            if matches!(i, 8 | 12 | 16 | 20) {
+                id.push('-');
+            }
+            id.push(char::from(*digit));
+        }
+        id
     }
 
     /// `n` random lowercase alphanumerics (Kubernetes' `generateName` suffix alphabet).
@@ -113,5 +116,30 @@ mod tests {
         assert_ne!(x, z);
         assert_eq!(x.len(), 36);
         assert_eq!(&x[14..15], "4");
+    }
+
+    /// Goal: ids are RFC 4122 text of the stream's next 16 bytes, with the version and variant
+    /// bits set, as `format!("{:02x}")` per byte wrote them before. Method: two streams with
+    /// the same seed; one makes ids, the other draws the bytes, formatted the old way.
+    #[test]
+    fn ids_are_the_hyphenated_hex_of_the_next_sixteen_bytes() {
+        let ids = Entropy::seeded(Seed(3), "ids");
+        let bytes = Entropy::seeded(Seed(3), "ids");
+        for _ in 0..100 {
+            let mut b = [0u8; 16];
+            bytes.fill(&mut b);
+            b[6] = (b[6] & 0x0f) | 0x40;
+            b[8] = (b[8] & 0x3f) | 0x80;
+            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            let want = format!(
+                "{}-{}-{}-{}-{}",
+                &h[0..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..32]
+            );
+            assert_eq!(ids.uuid_v4(), want);
+        }
     }
 }
