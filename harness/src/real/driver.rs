@@ -16,7 +16,7 @@ use anyhow::Result;
 use futures::{StreamExt as _, stream};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use ke_core::Clock as _;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use simulator::{
     Scenario,
@@ -29,8 +29,8 @@ use simulator::{
     safety::{CHECKS, Violations},
     scenario::{Fault, Phase},
     workload::{
-        DeviceApis, WRITTEN_MS, configmap_object, device_object, diff_holdings, expected_holdings,
-        model_object, pod_object, retry,
+        DeviceApis, WRITTEN_MS, configmap_object, device_object, diff_holdings, model_object,
+        pod_object, retry, snapshot_holdings,
     },
 };
 use tokio::time::Instant;
@@ -606,24 +606,14 @@ impl Run {
     /// Compares every node's store with a fresh list of the API server:
     /// (differences, the first few, nodes offline).
     async fn differences(&self, index: &BTreeMap<&str, u32>) -> (u64, Vec<String>, usize) {
-        let lp = ListParams::default();
-        let (Some(pods), Some(cms)) = (
-            retry("list pods", || self.pods.list(&lp)).await,
-            retry("list configmaps", || self.cms.list(&lp)).await,
-        ) else {
+        let Some((expected, list_rv, _)) = snapshot_holdings(&self.pods, &self.cms, index).await
+        else {
             return (
                 u64::MAX,
                 vec!["the API server could not be listed".into()],
                 0,
             );
         };
-        let list_rv = pods
-            .metadata
-            .resource_version
-            .as_deref()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(0);
-        let expected = expected_holdings(&pods.items, &cms.items, index);
         let states = self.mark_states(false).await;
         let offline = self.nodes - states.iter().map(|s| s.connected).sum::<usize>();
         let (mut count, mut first) = (0u64, Vec::new());
