@@ -525,11 +525,21 @@ pub async fn snapshot_holdings(
     cms: &Api<ConfigMap>,
     index: &BTreeMap<&str, u32>,
 ) -> Option<(Expected, u64, usize)> {
+    snapshot_holdings_paged(pods, cms, index, SNAPSHOT_PAGE).await
+}
+
+/// [`snapshot_holdings`] with `page` pods per page.
+pub async fn snapshot_holdings_paged(
+    pods: &Api<Pod>,
+    cms: &Api<ConfigMap>,
+    index: &BTreeMap<&str, u32>,
+    page: u32,
+) -> Option<(Expected, u64, usize)> {
     let all = ListParams::default();
     let cms = retry("list configmaps", || cms.list(&all)).await?;
     'restart: for _ in 0..2 {
         let mut b = ExpectedBuilder::new(&cms.items, index);
-        let mut lp = ListParams::default().limit(SNAPSHOT_PAGE);
+        let mut lp = ListParams::default().limit(page);
         let (mut rv, mut count) = (None, 0);
         loop {
             let page = match pods.list(&lp).await {
