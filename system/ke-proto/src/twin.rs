@@ -427,11 +427,17 @@ pub fn valid_key(key: &str) -> bool {
 
 /// The fields a mapper may send, per level: a field outside them is refused at the edge
 /// (the types themselves accept unknown fields, so the cloud tolerates a newer edge's).
-fn unknown_field(v: &serde_json::Value, allowed: &[&str], at: &str) -> Option<String> {
+/// The first key of object `v` not in `allowed`, as an error naming it and where it is
+/// (`at`, only called for the error: valid payloads format nothing).
+fn unknown_field(
+    v: &serde_json::Value,
+    allowed: &[&str],
+    at: impl FnOnce() -> String,
+) -> Option<String> {
     v.as_object()?
         .keys()
         .find(|k| !allowed.contains(&k.as_str()))
-        .map(|k| format!("unknown field `{k}` in {at}"))
+        .map(|k| format!("unknown field `{k}` in {}", at()))
 }
 
 fn strict_twin_update(v: &serde_json::Value) -> Option<String> {
@@ -443,28 +449,29 @@ fn strict_twin_update(v: &serde_json::Value) -> Option<String> {
         "expected_version",
         "actual_version",
     ];
-    if let Some(e) = unknown_field(v, &["event_id", "timestamp", "twin"], "the update") {
+    let top = ["event_id", "timestamp", "twin"];
+    if let Some(e) = unknown_field(v, &top, || "the update".to_owned()) {
         return Some(e);
     }
     let twins = v.get("twin")?.as_object()?;
     twins.iter().find_map(|(key, t)| {
         let at = |f: &str| format!("twin {key:?}{f}");
-        unknown_field(t, &TWIN, &at(""))
-            .or_else(|| unknown_field(t.get("metadata")?, &["type"], &at(".metadata")))
+        unknown_field(t, &TWIN, || at(""))
+            .or_else(|| unknown_field(t.get("metadata")?, &["type"], || at(".metadata")))
             .or_else(|| {
                 ["expected", "actual"].iter().find_map(|side| {
                     let val = t.get(*side)?;
-                    unknown_field(val, &["value", "metadata"], &at(&format!(".{side}"))).or_else(
+                    unknown_field(val, &["value", "metadata"], || at(&format!(".{side}"))).or_else(
                         || {
                             let m = val.get("metadata")?;
-                            unknown_field(m, &["timestamp"], &at(&format!(".{side}.metadata")))
+                            unknown_field(m, &["timestamp"], || at(&format!(".{side}.metadata")))
                         },
                     )
                 })
             })
             .or_else(|| {
                 ["expected_version", "actual_version"].iter().find_map(|f| {
-                    unknown_field(t.get(*f)?, &["cloud", "edge"], &at(&format!(".{f}")))
+                    unknown_field(t.get(*f)?, &["cloud", "edge"], || at(&format!(".{f}")))
                 })
             })
     })
@@ -503,7 +510,7 @@ pub fn parse_state_update(payload: &[u8]) -> Result<StateUpdate, PayloadError> {
     let raw: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| PayloadError::Json(e.to_string()))?;
     let allowed = ["event_id", "timestamp", "state", "attributes"];
-    if let Some(e) = unknown_field(&raw, &allowed, "the state update") {
+    if let Some(e) = unknown_field(&raw, &allowed, || "the state update".to_owned()) {
         return Err(PayloadError::Json(e));
     }
     let update: StateUpdate =
