@@ -167,10 +167,10 @@ pub(crate) const FLEET_SET_VAR: &str = "EDGEFLEET_FLEET_SET_MIMALLOC";
 /// mimalloc's settings the daemons of real mode run with: each `MIMALLOC_*` variable they
 /// inherit, or "defaults".
 pub(crate) fn daemon_allocator_env() -> String {
-    let own = std::env::var(FLEET_SET_VAR).unwrap_or_default();
+    let own = std::env::var(FLEET_SET_VAR).ok();
     let kept: Vec<String> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.to_string_lossy().into_owned())))
-        .filter(|(k, _)| k.starts_with("MIMALLOC_") && !own.split(',').any(|n| n == k))
+        .filter(|(k, _)| k.starts_with("MIMALLOC_") && !fleet_set(own.as_deref()).any(|n| n == k))
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     if kept.is_empty() {
@@ -189,14 +189,18 @@ fn remove_vars<'c>(
     cmd: &'c mut std::process::Command,
     names: Option<&str>,
 ) -> &'c mut std::process::Command {
-    for name in names
-        .unwrap_or_default()
-        .split(',')
-        .filter(|n| !n.is_empty())
-    {
+    for name in fleet_set(names) {
         cmd.env_remove(name);
     }
     cmd.env_remove(FLEET_SET_VAR)
+}
+
+/// The names in [`FLEET_SET_VAR`]'s value (comma-separated; none when unset).
+fn fleet_set(value: Option<&str>) -> impl Iterator<Item = &str> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .filter(|n| !n.is_empty())
 }
 
 /// Sets [`MIMALLOC_VARS`] by re-executing once. mimalloc reads its settings at start-up,

@@ -493,12 +493,11 @@ impl<'a> ExpectedBuilder<'a> {
             let held = self.expected.entry(i).or_default();
             let uid = p.metadata.uid.clone().unwrap_or_default();
             let h = Holding::new(uid, rv_of(&p.metadata));
-            let h = match serde_json::to_value(p) {
-                Ok(v) => h.with_digest_of(&v),
-                Err(_) => h,
-            };
+            // One `Value` per pod serves both the digest and the configmap references.
+            let v = serde_json::to_value(p).unwrap_or(Value::Null);
+            let h = if v.is_null() { h } else { h.with_digest_of(&v) };
             held.insert(format!("{NS}/pod/{name}"), h);
-            for c in referenced_configmaps(p) {
+            for c in referenced_configmaps(&v) {
                 if let Some(v) = self.cm.get(&c) {
                     held.insert(format!("{NS}/configmap/{c}"), v.clone());
                 }
@@ -755,8 +754,8 @@ impl Driver {
 }
 
 /// Names of the configmaps a pod's containers reference.
-fn referenced_configmaps(p: &Pod) -> BTreeSet<String> {
-    let v = serde_json::to_value(p).unwrap_or(Value::Null);
+/// The configmaps a pod (as JSON) reads through `env[].valueFrom.configMapKeyRef`.
+fn referenced_configmaps(v: &Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     let containers = v.pointer("/spec/containers").and_then(Value::as_array);
     for c in containers.into_iter().flatten() {
