@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/deps.sh
+# A full run writes about 5 GiB under target/. When the disk fills, the linker dies with
+# SIGBUS (a "Bus error" from lld), which reads like a toolchain bug: say so up front.
+free_kib=$(df -Pk . | awk 'NR == 2 {print $4}')
+echo "== disk: $((free_kib / 1024 / 1024)) GiB free for target/"
+if [ "$free_kib" -lt $((8 * 1024 * 1024)) ]; then
+  echo "ci/test.sh: WARNING: less than 8 GiB free; the build may fail with linker bus errors" >&2
+fi
 # RUSTFLAGS would replace .cargo/config.toml's --cfg tokio_unstable; never let it leak in.
 unset RUSTFLAGS RUSTDOCFLAGS
 # Incremental caches double the size of a one-shot build; CI never reuses them.

@@ -4,8 +4,8 @@
 //!   directory and on an in-memory store; throughput in creates.
 //! - `apiserver_list_10k_pods`: listing 10,000 realistic pods (about 1.5 KiB each): from the
 //!   store (now, and at a past version, which rolls the window back), and over HTTPS through
-//!   a running server with a kube-rs client (raw bytes, and decoded into `Pod`s); throughput
-//!   in pods listed.
+//!   a running server with a kube-rs client (raw bytes, and decoded into `Pod`s, in one list
+//!   and in kubectl's pages of 500); throughput in pods listed.
 //! - `apiserver_watch_fanout`: 100 watchers of pods while merge patches change 100 pods per
 //!   round; an iteration ends when every watcher has received every event of its round.
 //!   Watchers are store subscriptions (`Store::watch`) or HTTPS watch streams through
@@ -249,6 +249,22 @@ fn bench_lists(c: &mut Criterion, rt: &Runtime) {
                 .block_on(srv.client.request_text(req))
                 .expect("list over HTTPS");
             black_box(body.len())
+        })
+    });
+    // kubectl's way: pages of 500 (`--chunk-size`), each after the last one's continue token.
+    g.bench_function("https_pages_of_500", |b| {
+        b.iter(|| {
+            let mut listed = 0;
+            let mut lp = kube::api::ListParams::default().limit(500);
+            loop {
+                let page = rt.block_on(typed.list(&lp)).expect("page over HTTPS");
+                listed += page.items.len();
+                match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                    Some(c) => lp = lp.continue_token(&c),
+                    None => break,
+                }
+            }
+            assert_eq!(listed, LIST_PODS);
         })
     });
     g.bench_function("https_kube_typed", |b| {

@@ -189,6 +189,11 @@ impl Selectors {
     pub fn matches(&self, obj: &Obj) -> bool {
         self.labels.matches(&obj.labels) && self.fields.matches(obj)
     }
+
+    /// Whether every object is selected (no label and no field requirement).
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use ke_apiserver::{
     api::{Api, ApiError, Part, WriteOpts},
     patch::PatchType,
     registry::ResourceInfo,
-    store::{Event, EventType, Obj, Store, StoreError, StoreOptions, Subscription, object_key},
+    store::{
+        Event, EventType, Obj, PageQuery, Store, StoreError, StoreOptions, Subscription, object_key,
+    },
 };
 use ke_core::{Entropy, FixedClock, Seed};
 use proptest::prelude::*;
@@ -632,11 +634,52 @@ impl Run {
                 .iter()
                 .map(|o| (object_key(&o.namespace, &o.name), o.json.clone()))
                 .collect();
-            assert_eq!(
-                got,
-                self.model.replay(prefix, ns, r),
-                "list {prefix} {ns:?} at {r}"
-            );
+            let want = self.model.replay(prefix, ns, r);
+            assert_eq!(got, want, "list {prefix} {ns:?} at {r}");
+            // The same list read in pages of one, each after the last key of the one before,
+            // with the rest counted; and again keeping only the objects named "b".
+            for only_b in [false, true] {
+                let want: Vec<&(String, Bytes)> = want
+                    .iter()
+                    .filter(|(k, _)| !only_b || k.ends_with("/b"))
+                    .collect();
+                let mut paged = Vec::new();
+                let mut after: Option<String> = None;
+                loop {
+                    let q = PageQuery {
+                        prefix,
+                        namespace: ns,
+                        at: Some(r),
+                        after: after.as_deref(),
+                        limit: 1,
+                        count_rest: true,
+                    };
+                    let page = self
+                        .api
+                        .store
+                        .list_page(&q, |o| !only_b || o.name == "b")
+                        .expect("page in the window");
+                    assert_eq!(page.rv, r, "page at {r} is consistent at {r}");
+                    assert!(page.items.len() <= 1, "a page holds at most its limit");
+                    let Some(o) = page.items.first() else {
+                        assert_eq!(page.rest, 0, "an empty page has nothing after it");
+                        break;
+                    };
+                    let key = object_key(&o.namespace, &o.name);
+                    paged.push((key.clone(), o.json.clone()));
+                    assert_eq!(
+                        page.rest,
+                        want.len() - paged.len(),
+                        "rest after {key} ({prefix} {ns:?} at {r}, only b: {only_b})"
+                    );
+                    after = Some(key);
+                }
+                let want: Vec<(String, Bytes)> = want.into_iter().cloned().collect();
+                assert_eq!(
+                    paged, want,
+                    "paged list {prefix} {ns:?} at {r}, only b: {only_b}"
+                );
+            }
         }
     }
 

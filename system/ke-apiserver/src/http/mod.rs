@@ -381,35 +381,43 @@ fn list(
         }
         None => (exact_rv(q)?, None),
     };
-    let (rv, objs) = st.api.store.list(&info.storage_prefix(), ns, at).map_err(|e| match e {
-        crate::store::StoreError::Gone { .. } if start.is_some() => ApiError::gone(
-            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
-        ),
-        e => store_err(e),
-    })?;
-    let mut selected = objs.into_iter().filter(|o| sel.matches(o)).filter(|o| {
-        start
-            .as_deref()
-            .is_none_or(|s| crate::store::object_key(&o.namespace, &o.name).as_str() > s)
-    });
-    let mut page: Vec<Arc<Obj>> = match limit {
-        Some(l) => selected.by_ref().take(l).collect(),
-        None => selected.by_ref().collect(),
+    let prefix = info.storage_prefix();
+    // kube-apiserver counts the remaining items only when nothing is filtered out.
+    let count_rest = sel.is_empty();
+    let query = crate::store::PageQuery {
+        prefix: &prefix,
+        namespace: ns,
+        at,
+        after: start.as_deref(),
+        limit: limit.unwrap_or(usize::MAX),
+        count_rest,
     };
-    let remaining = selected.count();
+    let page = st
+        .api
+        .store
+        .list_page(&query, |o| sel.matches(o))
+        .map_err(|e| match e {
+            crate::store::StoreError::Gone { .. } if start.is_some() => ApiError::gone(
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.",
+            ),
+            e => store_err(e),
+        })?;
+    let rv = page.rv;
     let mut list_meta = json!({"resourceVersion": rv.to_string()});
-    if remaining > 0
-        && let Some(last) = page.last()
+    if page.rest > 0
+        && let Some(last) = page.items.last()
     {
         let key = crate::store::object_key(&last.namespace, &last.name);
         list_meta["continue"] = json!(encode_continue(rv, &key));
-        list_meta["remainingItemCount"] = json!(remaining);
+        if count_rest {
+            list_meta["remainingItemCount"] = json!(page.rest);
+        }
     }
     if table::wants_table(header_str(headers, header::ACCEPT)) {
-        let t = table::table(info, &page, list_meta, st.api.clock().now_utc());
+        let t = table::table(info, &page.items, list_meta, st.api.clock().now_utc());
         return Ok(json_response(StatusCode::OK, &t));
     }
-    Ok(list_response(info, &list_meta, std::mem::take(&mut page)))
+    Ok(list_response(info, &list_meta, page.items))
 }
 
 /// `resourceVersion` with `resourceVersionMatch=Exact` asks for a list at that version.
