@@ -259,3 +259,93 @@ async fn a_lagging_watch_resumes_from_the_window_and_gets_410_only_past_it() {
     assert!(rest.is_empty(), "{rest:?}");
     let _ = r.stop.send(());
 }
+
+/// Goal: a list read in pages through the HTTP handler is the list of when its first page was
+/// read, whatever changes in between: pages after the first show neither the objects created,
+/// changed nor deleted since, and they end where it ends. `remainingItemCount` counts what is
+/// left when nothing is filtered and is absent with a label selector (as kube-apiserver),
+/// while `continue` still tells that there is more.
+#[tokio::test]
+async fn pages_are_one_consistent_list_and_count_the_rest_only_unfiltered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = start(dir.path()).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(r.client.clone());
+    for i in 0..10 {
+        let mut cm = configmap(&format!("cm-{i}"), "old");
+        if i % 2 == 0 {
+            cm.metadata.labels = Some([("even".to_owned(), "yes".to_owned())].into());
+        }
+        api.create(&PostParams::default(), &cm)
+            .await
+            .expect("create");
+    }
+    let first = api
+        .list(&ListParams::default().limit(3))
+        .await
+        .expect("first page");
+    let names = |l: &kube::api::ObjectList<ConfigMap>| -> Vec<String> {
+        l.items.iter().map(ResourceExt::name_any).collect()
+    };
+    assert_eq!(names(&first), ["cm-0", "cm-1", "cm-2"]);
+    assert_eq!(first.metadata.remaining_item_count, Some(7));
+    // Changes after the first page: one past the page changed, one deleted, one created.
+    let patch = Patch::Merge(json!({"data": {"v": "new"}}));
+    api.patch("cm-5", &PatchParams::default(), &patch)
+        .await
+        .expect("patch");
+    api.delete("cm-7", &Default::default())
+        .await
+        .expect("delete");
+    api.create(&PostParams::default(), &configmap("cm-35", "new"))
+        .await
+        .expect("create after the first page");
+    let mut listed = names(&first);
+    let mut token = first.metadata.continue_.clone();
+    while let Some(t) = token.filter(|t| !t.is_empty()) {
+        let page = api
+            .list(&ListParams::default().limit(3).continue_token(&t))
+            .await
+            .expect("next page");
+        assert_eq!(
+            page.metadata.resource_version, first.metadata.resource_version,
+            "every page is read at the first page's version"
+        );
+        for cm in &page.items {
+            assert_eq!(
+                cm.data
+                    .as_ref()
+                    .and_then(|d| d.get("v"))
+                    .map(String::as_str),
+                Some("old"),
+                "{} as of the first page",
+                cm.name_any()
+            );
+        }
+        listed.extend(names(&page));
+        token = page.metadata.continue_.clone();
+    }
+    let want: Vec<String> = (0..10).map(|i| format!("cm-{i}")).collect();
+    assert_eq!(
+        listed, want,
+        "the list of the first page's version, in key order"
+    );
+
+    let even = api
+        .list(&ListParams::default().labels("even=yes").limit(2))
+        .await
+        .expect("filtered page");
+    assert_eq!(names(&even), ["cm-0", "cm-2"]);
+    assert_eq!(even.metadata.remaining_item_count, None);
+    assert!(
+        even.metadata
+            .continue_
+            .as_deref()
+            .is_some_and(|c| !c.is_empty()),
+        "more even configmaps follow"
+    );
+    let _ = r.stop.send(());
+    tokio::time::timeout(WAIT, r.task)
+        .await
+        .expect("server stops")
+        .expect("server task");
+}
