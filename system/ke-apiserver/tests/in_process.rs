@@ -283,9 +283,6 @@ async fn pages_are_one_consistent_list_and_count_the_rest_only_unfiltered() {
         .list(&ListParams::default().limit(3))
         .await
         .expect("first page");
-    let names = |l: &kube::api::ObjectList<ConfigMap>| -> Vec<String> {
-        l.items.iter().map(ResourceExt::name_any).collect()
-    };
     assert_eq!(names(&first), ["cm-0", "cm-1", "cm-2"]);
     assert_eq!(first.metadata.remaining_item_count, Some(7));
     // Changes after the first page: one past the page changed, one deleted, one created.
@@ -300,30 +297,7 @@ async fn pages_are_one_consistent_list_and_count_the_rest_only_unfiltered() {
         .await
         .expect("create after the first page");
     let mut listed = names(&first);
-    let mut token = first.metadata.continue_.clone();
-    while let Some(t) = token.filter(|t| !t.is_empty()) {
-        let page = api
-            .list(&ListParams::default().limit(3).continue_token(&t))
-            .await
-            .expect("next page");
-        assert_eq!(
-            page.metadata.resource_version, first.metadata.resource_version,
-            "every page is read at the first page's version"
-        );
-        for cm in &page.items {
-            assert_eq!(
-                cm.data
-                    .as_ref()
-                    .and_then(|d| d.get("v"))
-                    .map(String::as_str),
-                Some("old"),
-                "{} as of the first page",
-                cm.name_any()
-            );
-        }
-        listed.extend(names(&page));
-        token = page.metadata.continue_.clone();
-    }
+    listed.extend(rest_of_list(&api, &first).await);
     let want: Vec<String> = (0..10).map(|i| format!("cm-{i}")).collect();
     assert_eq!(
         listed, want,
@@ -348,4 +322,42 @@ async fn pages_are_one_consistent_list_and_count_the_rest_only_unfiltered() {
         .await
         .expect("server stops")
         .expect("server task");
+}
+
+fn names(l: &kube::api::ObjectList<ConfigMap>) -> Vec<String> {
+    l.items.iter().map(ResourceExt::name_any).collect()
+}
+
+/// The names on the pages after `first` (pages of 3), checking that each page is read at the
+/// first page's version and shows the configmaps as they were then (`v` = "old").
+async fn rest_of_list(
+    api: &Api<ConfigMap>,
+    first: &kube::api::ObjectList<ConfigMap>,
+) -> Vec<String> {
+    let mut listed = Vec::new();
+    let mut token = first.metadata.continue_.clone();
+    while let Some(t) = token.filter(|t| !t.is_empty()) {
+        let page = api
+            .list(&ListParams::default().limit(3).continue_token(&t))
+            .await
+            .expect("next page");
+        assert_eq!(
+            page.metadata.resource_version, first.metadata.resource_version,
+            "every page is read at the first page's version"
+        );
+        for cm in &page.items {
+            assert_eq!(
+                cm.data
+                    .as_ref()
+                    .and_then(|d| d.get("v"))
+                    .map(String::as_str),
+                Some("old"),
+                "{} as of the first page",
+                cm.name_any()
+            );
+        }
+        listed.extend(names(&page));
+        token = page.metadata.continue_.clone();
+    }
+    listed
 }
