@@ -13,7 +13,13 @@ use ke_edge::certificate::{self, CertPaths, Error as EdgeError};
 use ke_net::{Listener, TokioTransport, Transport};
 use rcgen::{CertificateParams, DnType, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use std::{net::SocketAddr, os::unix::fs::PermissionsExt, path::Path, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    os::unix::fs::PermissionsExt,
+    path::Path,
+    sync::{Arc, atomic::Ordering},
+    time::Duration,
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     sync::oneshot,
@@ -47,15 +53,26 @@ fn csr(cn: &str, org: &str) -> (KeyPair, Vec<u8>) {
 struct Cloud {
     addr: SocketAddr,
     ca: Arc<CertAuthority>,
+    state: Arc<CertServer>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
 }
 
 impl Cloud {
     async fn start(clock: Arc<dyn Clock>) -> Self {
+        Self::start_with_server_cert_from(clock, None).await
+    }
+
+    /// As [`Cloud::start`], its TLS certificate issued by `issuer` (default: its own CA)
+    /// while it still serves its own CA at `/ca.crt`.
+    async fn start_with_server_cert_from(
+        clock: Arc<dyn Clock>,
+        issuer: Option<&CertAuthority>,
+    ) -> Self {
         let ca = Arc::new(CertAuthority::create(&*clock).expect("CA creation"));
         let sans = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
-        let server_cert = ca
+        let server_cert = issuer
+            .unwrap_or(&ca)
             .cloudcore_server_cert(&sans, &*clock, 365)
             .expect("server certificate");
         let tls =
@@ -67,12 +84,13 @@ impl Cloud {
         let addr = listener.local_addr().expect("test setup");
         let state = Arc::new(CertServer::new(ca.clone(), clock));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(serve_certs(listener, tls, state, async move {
+        let task = tokio::spawn(serve_certs(listener, tls, state.clone(), async move {
             rx.await.ok();
         }));
         Self {
             addr,
             ca,
+            state,
             stop: Some(tx),
             task,
         }
@@ -296,6 +314,15 @@ async fn bootstrap_over_loopback_https() {
     let ca_pem = std::fs::read_to_string(dir.path().join("rootCA.crt")).unwrap();
     assert_eq!(ca_pem, cloud.ca.cert_pem());
     assert!(std::fs::read_to_string(dir.path().join("server.crt")).is_ok());
+    // Both requests of the join went over one connection (one TCP and TLS handshake).
+    let m = &cloud.state.metrics;
+    assert_eq!(m.ca_served.load(Ordering::Relaxed), 1);
+    assert_eq!(m.certs_issued.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        m.connections.load(Ordering::Relaxed),
+        1,
+        "one connection per join"
+    );
     cloud.stop().await;
 }
 
@@ -359,6 +386,42 @@ async fn ca_hash_mismatch_writes_nothing() {
     cloud.stop().await;
 }
 
+/// Goal: the join's one connection is trusted only once the server's certificate verifies
+/// against the CA the token names: a server that serves the right `/ca.crt` but shows a
+/// certificate from another CA gets no CSR and nothing is written. Method: a certificate
+/// server whose TLS certificate a second CA issued; join with a token for the first; the
+/// error is the handshake's verification failure, retryable, and the directory stays empty.
+#[tokio::test]
+async fn a_server_whose_certificate_the_token_ca_did_not_issue_is_refused() {
+    let c = clock();
+    let impostor = CertAuthority::create(&c).unwrap();
+    let cloud = Cloud::start_with_server_cert_from(Arc::new(c.clone()), Some(&impostor)).await;
+    let token = cloud.ca.join_token(&c, HOUR).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let e = join(&cloud, &token, "edge-1", dir.path(), &c)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EdgeError::Handshake { .. }), "{e}");
+    let cause = std::error::Error::source(&e)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert!(cause.contains("invalid peer certificate"), "{cause}");
+    assert!(e.is_retryable(), "{e}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let m = &cloud.state.metrics;
+    assert_eq!(
+        m.ca_served.load(Ordering::Relaxed),
+        1,
+        "the CA was downloaded"
+    );
+    assert_eq!(
+        m.certs_issued.load(Ordering::Relaxed) + m.refused.load(Ordering::Relaxed),
+        0,
+        "no certificate request reached the server"
+    );
+    cloud.stop().await;
+}
+
 /// Goal: stored valid credentials are reused without the network, and are not reused for
 /// another node. Method: join, stop the server, bootstrap again (reused); then ask for
 /// edge-2 with the same files (needs the network, which is gone).
@@ -373,10 +436,12 @@ async fn second_bootstrap_reuses_files_offline() {
         .unwrap();
     let addr = cloud.addr;
     let ca = cloud.ca.clone();
+    let state = cloud.state.clone();
     cloud.stop().await;
     let stopped = Cloud {
         addr,
         ca,
+        state,
         stop: None,
         task: tokio::spawn(async {}),
     };

@@ -49,6 +49,8 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Counters of the certificate server (monotonic).
 #[derive(Debug, Default)]
 pub struct CertMetrics {
+    /// Connections accepted (an edge's join uses one for both of its requests).
+    pub connections: AtomicU64,
     /// `/ca.crt` responses.
     pub ca_served: AtomicU64,
     /// Certificates issued by `/edge.crt` (join and rotation).
@@ -62,6 +64,11 @@ impl CertMetrics {
     pub fn prometheus(&self) -> String {
         let mut out = String::new();
         for (name, help, v) in [
+            (
+                "cloudcore_certs_connections_total",
+                "connections accepted by the certificate server",
+                &self.connections,
+            ),
             (
                 "cloudcore_certs_ca_served_total",
                 "CA certificate downloads",
@@ -144,6 +151,7 @@ pub async fn serve_certs<L: Listener>(
             () = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok((sock, peer)) => {
+                    state.metrics.connections.fetch_add(1, Ordering::Relaxed);
                     let (tls, state, watcher) = (tls.clone(), state.clone(), graceful.watcher());
                     tokio::spawn(async move {
                         connection(sock, peer, tls, state, watcher).await;

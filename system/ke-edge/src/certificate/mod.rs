@@ -274,14 +274,40 @@ pub async fn bootstrap<T: Transport>(
         Err(e) => tracing::info!(%node, reason = %e, "no usable stored certificate; joining"),
     }
     let (hash, jwt) = parsed.ok_or(Error::NoToken)?;
-    let ca_der = fetch_ca(transport, server, server_name, &hash, clock.clone()).await?;
+    // One connection for both requests: it is opened trusting any server, and once the CA is
+    // downloaded and matches the token, the certificate the server showed in that handshake
+    // must verify against the CA for `server_name`, as the second handshake would have
+    // checked (the handshake's signature already proved the server holds that certificate's
+    // key). That saves a TCP and TLS handshake per join, two round trips on a slow link.
+    let mut conn = http::open(
+        transport,
+        tls::unverified(clock.clone())?,
+        server,
+        server_name,
+    )
+    .await?;
+    let ca_der = fetch_ca(&mut conn, &hash).await?;
+    tls::verify_server_chain(&ca_der, conn.chain(), server_name, &*clock).map_err(|e| {
+        Error::Handshake {
+            addr: conn.addr(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        }
+    })?;
     let auth = Some(format!("Bearer {jwt}"));
     let target = Target {
         server,
         server_name,
         node,
     };
-    let creds = request_cert(transport, &target, ca_der, auth, None, clock).await?;
+    let creds = request_cert(
+        transport,
+        &target,
+        ca_der,
+        auth,
+        Client::Reuse(Box::new(conn)),
+        clock,
+    )
+    .await?;
     tracing::info!(%node, not_after = %creds.0.not_after, "edge certificate issued");
     store::save(paths, &creds.0, &creds.1)?;
     Ok(creds.0)
@@ -298,7 +324,7 @@ pub async fn rotate<T: Transport>(
     clock: Arc<dyn Clock>,
 ) -> Result<EdgeCredentials, Error> {
     let current = store::load(paths, node, &*clock)?;
-    let client = Some((vec![current.cert_der.clone()], current.key()));
+    let client = Client::Mtls(vec![current.cert_der.clone()], current.key());
     let target = Target {
         server,
         server_name,
@@ -318,23 +344,18 @@ pub async fn rotate<T: Transport>(
     Ok(creds)
 }
 
-/// Downloads `/ca.crt` without verifying the server and accepts it only if its hash is
-/// `hash` (the token prefix).
-async fn fetch_ca<T: Transport>(
-    transport: &T,
-    server: SocketAddr,
-    server_name: &str,
+/// Downloads `/ca.crt` on `conn` (whose server is not verified yet) and accepts it only if
+/// its hash is `hash` (the token prefix).
+async fn fetch_ca<S: ke_net::Stream>(
+    conn: &mut http::Conn<S>,
     hash: &str,
-    clock: Arc<dyn Clock>,
 ) -> Result<CertificateDer<'static>, Error> {
     let get = http::Get {
         path: "/ca.crt",
         headers: Vec::new(),
         body: Vec::new(),
-        addr: server,
-        server_name,
     };
-    let der = http::get(transport, tls::unverified(clock)?, get).await?;
+    let der = conn.get(get).await?;
     let got = sha256_hex(&der);
     if got != hash {
         return Err(Error::CaHashMismatch {
@@ -344,6 +365,15 @@ async fn fetch_ca<T: Transport>(
     }
     x509_parser::parse_x509_certificate(&der).map_err(|e| Error::BadCa(e.to_string()))?;
     Ok(CertificateDer::from(der.to_vec()))
+}
+
+/// How `/edge.crt` reaches the server.
+enum Client<S: ke_net::Stream> {
+    /// On the join's connection, whose server was verified against the CA; a new verified
+    /// connection if the server closed it.
+    Reuse(Box<http::Conn<S>>),
+    /// A new connection presenting this chain and key (mutual TLS: rotation).
+    Mtls(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
 }
 
 /// Where a certificate request goes and for whom.
@@ -386,7 +416,7 @@ async fn request_cert<T: Transport>(
     target: &Target<'_>,
     ca_der: CertificateDer<'static>,
     auth: Option<String>,
-    client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+    client: Client<T::Conn>,
     clock: Arc<dyn Clock>,
 ) -> Result<(EdgeCredentials, String), Error> {
     let (key, csr) = key_and_csr(target.node)?;
@@ -396,11 +426,19 @@ async fn request_cert<T: Transport>(
         path: "/edge.crt",
         headers,
         body: csr,
-        addr: target.server,
-        server_name: target.server_name,
     };
-    let config = tls::verified(&ca_der, client, clock.clone(), &[b"http/1.1"])?;
-    let cert_der = CertificateDer::from(http::get(transport, config, get).await?.to_vec());
+    let (reuse, mtls) = match client {
+        Client::Reuse(conn) => (Some(*conn).filter(http::Conn::is_open), None),
+        Client::Mtls(chain, key) => (None, Some((chain, key))),
+    };
+    let mut conn = match reuse {
+        Some(conn) => conn,
+        None => {
+            let config = tls::verified(&ca_der, mtls, clock.clone(), &[b"http/1.1"])?;
+            http::open(transport, config, target.server, target.server_name).await?
+        }
+    };
+    let cert_der = CertificateDer::from(conn.get(get).await?.to_vec());
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let (not_before, not_after) = store::check(target.node, &ca_der, &cert_der, &key_der, &*clock)
         .map_err(|e| match e {

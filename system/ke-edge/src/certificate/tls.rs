@@ -104,3 +104,33 @@ pub(crate) fn verified(
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
 }
+
+/// Verifies, after the fact, the certificate chain a server showed in a handshake made with
+/// [`unverified`]: it must lead to `ca_der` and name `server_name` at the clock's time, as a
+/// handshake with [`verified`] would have required.
+pub(crate) fn verify_server_chain(
+    ca_der: &CertificateDer<'static>,
+    chain: &[CertificateDer<'static>],
+    server_name: &str,
+    clock: &dyn Clock,
+) -> Result<(), rustls::Error> {
+    let (end_entity, intermediates) = chain
+        .split_first()
+        .ok_or(rustls::Error::NoCertificatesPresented)?;
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|_| rustls::Error::General(format!("invalid server name {server_name:?}")))?;
+    let mut roots = RootCertStore::empty();
+    roots.add(ca_der.clone())?;
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| rustls::Error::General(format!("CA certificate unusable: {e}")))?;
+    verifier.verify_server_cert(
+        end_entity,
+        intermediates,
+        &name,
+        &[],
+        ke_net::tls::unix_time(clock),
+    )?;
+    Ok(())
+}
