@@ -20,7 +20,7 @@ mod tls;
 
 use ke_core::Clock;
 use ke_net::Transport;
-use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, KeyPair};
+use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, KeyPair, PublicKeyData};
 use rustls::{
     ClientConfig,
     pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
@@ -440,11 +440,17 @@ async fn request_cert<T: Transport>(
     };
     let cert_der = CertificateDer::from(conn.get(get).await?.to_vec());
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let (not_before, not_after) = store::check(target.node, &ca_der, &cert_der, &key_der, &*clock)
-        .map_err(|e| match e {
-            Error::Stored(why) => Error::BadResponse(why),
-            e => e,
-        })?;
+    let (not_before, not_after) = store::check(
+        target.node,
+        &ca_der,
+        &cert_der,
+        &key.subject_public_key_info(),
+        &*clock,
+    )
+    .map_err(|e| match e {
+        Error::Stored(why) => Error::BadResponse(why),
+        e => e,
+    })?;
     let creds = EdgeCredentials {
         node: target.node.to_owned(),
         ca_der,

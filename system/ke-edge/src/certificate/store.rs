@@ -106,7 +106,8 @@ pub(crate) fn load(
     let ca_der = first_cert(&paths.ca)?;
     let cert_der = first_cert(&paths.cert)?;
     let key = key(&paths.key)?;
-    let (not_before, not_after) = check(node, &ca_der, &cert_der, &key, clock)?;
+    let spki = public_key_of(&key)?;
+    let (not_before, not_after) = check(node, &ca_der, &cert_der, &spki, clock)?;
     Ok(EdgeCredentials {
         node: node.to_owned(),
         ca_der,
@@ -118,13 +119,24 @@ pub(crate) fn load(
     })
 }
 
+/// The public key (SubjectPublicKeyInfo DER) of a stored private key.
+fn public_key_of(key: &PrivateKeyDer<'static>) -> Result<Vec<u8>, Error> {
+    let signer = rustls::crypto::ring::sign::any_ecdsa_type(key)
+        .map_err(|e| Error::Stored(format!("private key unusable: {e}")))?;
+    signer
+        .public_key()
+        .map(|spki| spki.as_ref().to_vec())
+        .ok_or_else(|| Error::Stored("private key has no public key".into()))
+}
+
 /// Checks that `cert_der` is a valid node certificate of `node` under `ca_der` at `clock`'s
-/// time, for `key`. Returns its validity window.
+/// time, for the key whose public key is `spki` (SubjectPublicKeyInfo DER). Returns its
+/// validity window.
 pub(crate) fn check(
     node: &str,
     ca_der: &CertificateDer<'static>,
     cert_der: &CertificateDer<'static>,
-    key: &PrivateKeyDer<'static>,
+    spki: &[u8],
     clock: &dyn Clock,
 ) -> Result<(OffsetDateTime, OffsetDateTime), Error> {
     let bad = |why: String| Error::Stored(why);
@@ -155,11 +167,8 @@ pub(crate) fn check(
             "certificate CN {cn:?} is not {want:?} in {NODES_ORGANIZATION}"
         )));
     }
-    let signer = rustls::crypto::ring::sign::any_ecdsa_type(key)
-        .map_err(|e| bad(format!("private key unusable: {e}")))?;
-    match signer.public_key() {
-        Some(spki) if spki.as_ref() == x509.public_key().raw => {}
-        _ => return Err(bad("private key does not belong to the certificate".into())),
+    if spki != x509.public_key().raw {
+        return Err(bad("private key does not belong to the certificate".into()));
     }
     let v = x509.validity();
     Ok((v.not_before.to_datetime(), v.not_after.to_datetime()))
