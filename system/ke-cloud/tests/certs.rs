@@ -422,6 +422,33 @@ async fn a_server_whose_certificate_the_token_ca_did_not_issue_is_refused() {
     cloud.stop().await;
 }
 
+/// Goal: stored credentials whose key is not the certificate's are not used. Method: join,
+/// replace the stored key with another P-256 key, bootstrap again without a token: the
+/// credentials are refused (so a join is needed, and without a token that is `NoToken`).
+#[tokio::test]
+async fn a_stored_key_that_is_not_the_certificates_is_refused() {
+    let c = clock();
+    let cloud = Cloud::start(Arc::new(c.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = cloud.ca.join_token(&c, HOUR).to_string();
+    join(&cloud, &token, "edge-1", dir.path(), &c)
+        .await
+        .unwrap();
+    assert!(
+        join(&cloud, "", "edge-1", dir.path(), &c)
+            .await
+            .unwrap()
+            .reused
+    );
+    let other = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    std::fs::write(dir.path().join("server.key"), other.serialize_pem()).unwrap();
+    let e = join(&cloud, "", "edge-1", dir.path(), &c)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, EdgeError::NoToken), "{e}");
+    cloud.stop().await;
+}
+
 /// Goal: stored valid credentials are reused without the network, and are not reused for
 /// another node. Method: join, stop the server, bootstrap again (reused); then ask for
 /// edge-2 with the same files (needs the network, which is gone).
