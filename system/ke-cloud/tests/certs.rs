@@ -17,7 +17,10 @@ use std::{
     net::SocketAddr,
     os::unix::fs::PermissionsExt,
     path::Path,
-    sync::{Arc, atomic::Ordering},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 use tokio::{
@@ -447,6 +450,127 @@ async fn a_stored_key_that_is_not_the_certificates_is_refused() {
         .unwrap_err();
     assert!(matches!(e, EdgeError::NoToken), "{e}");
     cloud.stop().await;
+}
+
+/// A certificate server written by hand that answers one request per connection: a second
+/// request on the same connection finds it closed without an answer (a server closing an
+/// idle kept-alive connection just as the client reuses it). `/ca.crt` gives `ca`'s
+/// certificate, `/edge.crt` a certificate `ca` signs for the `NodeName` header. Returns its
+/// address and a count of the connections it accepted.
+async fn one_answer_server(
+    ca: Arc<CertAuthority>,
+    clock: FixedClock,
+) -> (SocketAddr, Arc<AtomicU64>, JoinHandle<()>) {
+    let sans = vec!["127.0.0.1".to_owned()];
+    let server_cert = ca
+        .cloudcore_server_cert(&sans, &clock, 365)
+        .expect("server certificate");
+    let tls = cert_server_acceptor(ca.cert_der(), &server_cert, Arc::new(clock.clone()))
+        .expect("TLS acceptor");
+    let mut listener = TokioTransport
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counted = accepted.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::Relaxed);
+            let (tls, ca, clock) = (tls.clone(), ca.clone(), clock.clone());
+            tokio::spawn(async move {
+                let Ok(mut s) = tls.accept(sock).await else {
+                    return;
+                };
+                let Some((head, body)) = read_request(&mut s).await else {
+                    return;
+                };
+                let answer = if head.starts_with("get /ca.crt ") {
+                    ca.cert_der().to_vec()
+                } else {
+                    let node = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("nodename:"))
+                        .unwrap_or_default()
+                        .trim();
+                    ca.sign_edge_csr(&body, node, 365, &clock)
+                        .expect("CSR signs")
+                        .to_vec()
+                };
+                let status = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+                    answer.len()
+                );
+                if s.write_all(status.as_bytes()).await.is_err()
+                    || s.write_all(&answer).await.is_err()
+                {
+                    return;
+                }
+                s.flush().await.ok();
+                // The next request on this connection is read and dropped with the connection.
+                let _ = read_request(&mut s).await;
+            });
+        }
+    });
+    (addr, accepted, task)
+}
+
+/// One HTTP/1.1 request: its head in lower case, and its body (by `Content-Length`).
+async fn read_request<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> Option<(String, Vec<u8>)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(Some(0), |v| v.trim().parse().ok())?;
+            while buf.len() < end + 4 + len {
+                let n = s.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return Some((head, buf[end + 4..end + 4 + len].to_vec()));
+        }
+        let n = s.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Goal: a join still succeeds when the certificate server closes the connection after
+/// `/ca.crt` without saying so: the CSR then goes on a new, verified connection. Method: the
+/// hand-written one-answer server; join; the certificate verifies for edge-1 and the server
+/// accepted two connections.
+#[tokio::test]
+async fn a_join_reconnects_when_the_server_closes_after_the_ca() {
+    let c = clock();
+    let ca = Arc::new(CertAuthority::create(&c).unwrap());
+    let (addr, accepted, task) = one_answer_server(ca.clone(), c.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = ca.join_token(&c, HOUR).to_string();
+    let clock: Arc<dyn Clock> = Arc::new(c.clone());
+    let creds = certificate::bootstrap(
+        &TokioTransport,
+        addr,
+        "127.0.0.1",
+        &token,
+        "edge-1",
+        &CertPaths::in_dir(dir.path()),
+        clock,
+    )
+    .await
+    .unwrap();
+    let chain = [creds.cert_der.clone()];
+    assert_eq!(
+        ca.verify_edge_client(&chain, "edge-1", &c).unwrap(),
+        "edge-1"
+    );
+    assert_eq!(
+        accepted.load(Ordering::Relaxed),
+        2,
+        "a second connection for the CSR"
+    );
+    task.abort();
 }
 
 /// Goal: stored valid credentials are reused without the network, and are not reused for

@@ -23,6 +23,7 @@ pub const RESPONSE_BYTES_MAX: usize = 64 * 1024;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One GET request.
+#[derive(Clone)]
 pub(crate) struct Get {
     /// Request path (`/ca.crt`, `/edge.crt`).
     pub(crate) path: &'static str,

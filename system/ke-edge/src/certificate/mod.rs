@@ -431,14 +431,27 @@ async fn request_cert<T: Transport>(
         Client::Reuse(conn) => (Some(*conn).filter(http::Conn::is_open), None),
         Client::Mtls(chain, key) => (None, Some((chain, key))),
     };
-    let mut conn = match reuse {
-        Some(conn) => conn,
+    let answer = match reuse {
+        // A server may close the connection after answering (`Connection: close`, a proxy),
+        // which shows only when the next request is sent: then the CSR goes on a new one.
+        Some(mut conn) => match conn.get(get.clone()).await {
+            Err(Error::Http(e)) => {
+                tracing::debug!(error = %e, "certificate server closed the join's connection; reconnecting");
+                None
+            }
+            r => Some(r?),
+        },
+        None => None,
+    };
+    let answer = match answer {
+        Some(a) => a,
         None => {
             let config = tls::verified(&ca_der, mtls, clock.clone(), &[b"http/1.1"])?;
-            http::open(transport, config, target.server, target.server_name).await?
+            let mut conn = http::open(transport, config, target.server, target.server_name).await?;
+            conn.get(get).await?
         }
     };
-    let cert_der = CertificateDer::from(conn.get(get).await?.to_vec());
+    let cert_der = CertificateDer::from(answer.to_vec());
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let (not_before, not_after) = store::check(
         target.node,
