@@ -106,13 +106,11 @@ struct Running {
 
 async fn start_server() -> Running {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let mut cfg = ServerConfig::new(dir.path());
-    cfg.listen = "127.0.0.1:0".parse().expect("address");
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::seeded(Seed(4), "apiserver-bench-server"),
-    };
+    let cfg = ServerConfig::on_free_loopback_port(dir.path());
+    let deps = Deps::with_system_clock(
+        TokioTransport,
+        Entropy::seeded(Seed(4), "apiserver-bench-server"),
+    );
     let server = Server::start(cfg, deps).await.expect("the server starts");
     let kc = kube::config::Kubeconfig::read_from(server.kubeconfig_path()).expect("kubeconfig");
     let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())

@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use ke_apiserver::{Deps, Server, ServerConfig};
-use ke_core::{Entropy, Seed, SystemClock};
+use ke_core::{Entropy, Seed};
 use ke_net::TokioTransport;
 use kube::{
     Api,
@@ -11,7 +11,7 @@ use kube::{
 };
 use serde_json::json;
 use simulator::workload::{expected_holdings, snapshot_holdings_paged};
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 fn pod(name: &str, node: &str, cm: &str) -> Pod {
     serde_json::from_value(json!({
@@ -30,13 +30,8 @@ fn pod(name: &str, node: &str, cm: &str) -> Pod {
 #[tokio::test]
 async fn a_paged_snapshot_equals_one_list() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = ServerConfig::new(dir.path());
-    cfg.listen = "127.0.0.1:0".parse().expect("address");
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::seeded(Seed(5), "snapshot"),
-    };
+    let cfg = ServerConfig::on_free_loopback_port(dir.path());
+    let deps = Deps::with_system_clock(TokioTransport, Entropy::seeded(Seed(5), "snapshot"));
     let server = Server::start(cfg, deps).await.expect("server starts");
     let client = server.in_process_client().expect("client");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");

@@ -7,12 +7,12 @@
 use anyhow::Context as _;
 use clap::Parser;
 use ke_apiserver::{Deps, Server, ServerConfig};
-use ke_core::{Entropy, SystemClock};
+use ke_core::Entropy;
 use ke_net::{
     TokioTransport,
     process::{EX_USAGE, LogColour, UsageDetail, init_tracing, parse_args},
 };
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 /// Embedded Kubernetes-compatible API server (SQLite storage, HTTPS, bearer tokens).
 #[derive(Debug, Parser)]
@@ -58,11 +58,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut cfg = ServerConfig::new(&args.data_dir);
     cfg.listen = args.listen;
     cfg.extra_sans = args.tls_san;
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::from_os(),
-    };
+    let deps = Deps::with_system_clock(TokioTransport, Entropy::from_os());
     let server = Server::start(cfg, deps).await.context("starting")?;
     tracing::info!(kubeconfig = %server.kubeconfig_path().display(), "ready");
     server.serve(ke_net::shutdown_signal!()).await;

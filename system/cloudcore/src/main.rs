@@ -5,7 +5,7 @@
 //! server, until SIGINT or SIGTERM. `cloudcore --defaultconfig` prints the full default
 //! configuration. A bad configuration prints one line naming the key and exits with 64.
 
-use std::{path::PathBuf, process::ExitCode, sync::Arc};
+use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
 use clap::Parser;
@@ -13,7 +13,7 @@ use ke_cloud::{
     config::CloudCoreConfig,
     daemon::{CloudCore, Deps},
 };
-use ke_core::{Entropy, SystemClock};
+use ke_core::Entropy;
 use ke_net::{
     TokioTransport,
     process::{
@@ -105,11 +105,7 @@ fn load(path: Option<&std::path::Path>) -> Result<CloudCoreConfig, Usage> {
 }
 
 async fn run(cfg: CloudCoreConfig) -> anyhow::Result<()> {
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::from_os(),
-    };
+    let deps = Deps::with_system_clock(TokioTransport, Entropy::from_os());
     let external = cfg.kube_api_config.kube_config.clone();
     let core = if external.is_empty() {
         CloudCore::start(cfg, deps)

@@ -15,7 +15,7 @@ use std::{net::SocketAddr, path::Path, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use clap::Parser;
-use ke_core::{Entropy, SystemClock};
+use ke_core::Entropy;
 use ke_edge::{
     config::{EdgeCoreConfig, EdgedRuntime},
     daemon::{self, Deps, EdgeCore, EdgeCoreHandle},
@@ -135,11 +135,7 @@ async fn run(mut cfg: EdgeCoreConfig, path: &Path) -> Result<(), Failure> {
 }
 
 async fn run_with<R: Runtime>(cfg: EdgeCoreConfig, runtime: R, path: &Path) -> Result<(), Failure> {
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::from_os(),
-    };
+    let deps = Deps::with_system_clock(TokioTransport, Entropy::from_os());
     let monitor = cfg.monitor_server.clone();
     let core = match EdgeCore::new(cfg, deps, runtime) {
         Ok(core) => core.with_resources(NodeResources::detect()),

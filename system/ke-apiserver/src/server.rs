@@ -17,7 +17,7 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use ke_core::{Clock, Entropy};
+
 use ke_net::{Listener, Transport};
 use std::{
     future::Future,
@@ -92,18 +92,19 @@ impl ServerConfig {
             database_in_memory: false,
         }
     }
+
+    /// [`ServerConfig::new`] listening on a free loopback port, which
+    /// [`Server::local_addr`] tells (tests, benchmarks, a server embedded in a program).
+    pub fn on_free_loopback_port(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            ..Self::new(data_dir)
+        }
+    }
 }
 
 /// What the server takes from its caller: sockets, wall clock and randomness.
-#[derive(Clone)]
-pub struct Deps<T: Transport> {
-    /// Where sockets come from.
-    pub transport: T,
-    /// Wall clock for timestamps.
-    pub clock: Arc<dyn Clock>,
-    /// Randomness for UIDs and tokens.
-    pub entropy: Entropy,
-}
+pub use ke_core::Deps;
 
 /// A bound, ready server.
 pub struct Server<T: Transport> {

@@ -5,7 +5,7 @@
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::ConfigMap;
 use ke_apiserver::{Deps, Server, ServerConfig, http::HttpState, store::StoreOptions};
-use ke_core::{Entropy, Seed, SystemClock};
+use ke_core::{Entropy, Seed};
 use ke_net::TokioTransport;
 use kube::{
     Api, ResourceExt,
@@ -33,14 +33,9 @@ async fn start(dir: &std::path::Path) -> Running {
 
 /// As [`start`], with the store's watch window and fan-out buffer given.
 async fn start_with(dir: &std::path::Path, store: StoreOptions) -> Running {
-    let mut cfg = ServerConfig::new(dir);
-    cfg.listen = "127.0.0.1:0".parse().expect("address");
+    let mut cfg = ServerConfig::on_free_loopback_port(dir);
     cfg.store = store;
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::seeded(Seed(7), "in-process"),
-    };
+    let deps = Deps::with_system_clock(TokioTransport, Entropy::seeded(Seed(7), "in-process"));
     let server = Server::start(cfg, deps).await.expect("server starts");
     let client = server.in_process_client().expect("client");
     let state = server.state();

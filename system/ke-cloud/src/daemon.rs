@@ -13,7 +13,7 @@
 
 use std::{future::Future, net::SocketAddr, path::PathBuf, sync::Arc};
 
-use ke_core::{Clock, Entropy};
+use ke_core::Clock;
 use ke_net::{Listener, Transport};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -27,16 +27,8 @@ use crate::{
     edgecontroller::{EdgeController, EdgeControllerConfig, Metrics as EcMetrics},
 };
 
-/// What cloudcore takes from its caller.
-#[derive(Clone)]
-pub struct Deps<T: Transport> {
-    /// Where sockets come from.
-    pub transport: T,
-    /// Wall clock.
-    pub clock: Arc<dyn Clock>,
-    /// Randomness (message ids, UIDs, keys' serials).
-    pub entropy: Entropy,
-}
+/// What cloudcore takes from its caller (sockets, wall clock, randomness).
+pub use ke_core::Deps;
 
 /// Why cloudcore could not start or stopped.
 #[derive(Debug, thiserror::Error)]

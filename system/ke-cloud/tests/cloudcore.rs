@@ -70,11 +70,7 @@ async fn start_with(
     tweak(&mut cfg);
     cfg.modules.cloud_hub.websocket.port = free_port();
     cfg.modules.cloud_hub.https.port = free_port();
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::seeded(Seed(1), "cloudcore"),
-    };
+    let deps = Deps::with_system_clock(TokioTransport, Entropy::seeded(Seed(1), "cloudcore"));
     let core = CloudCore::start(cfg, deps).await.unwrap();
     let token = core.join_token(Duration::from_secs(3600));
     let cert_addr = core.cert_addr().unwrap();

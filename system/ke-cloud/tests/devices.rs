@@ -81,11 +81,7 @@ async fn start(dir: &std::path::Path) -> Running {
 async fn start_with(dir: &std::path::Path, tweak: impl FnOnce(&mut CloudCoreConfig)) -> Running {
     let mut cfg = config(dir);
     tweak(&mut cfg);
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::seeded(Seed(7), "cloudcore"),
-    };
+    let deps = Deps::with_system_clock(TokioTransport, Entropy::seeded(Seed(7), "cloudcore"));
     let core = CloudCore::start(cfg, deps).await.unwrap();
     let kc = kube::config::Kubeconfig::read_from(core.kubeconfig_path().unwrap()).unwrap();
     let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())

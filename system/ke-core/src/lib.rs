@@ -7,8 +7,10 @@
 
 pub mod clock;
 pub mod config;
+pub mod deps;
 pub mod entropy;
 pub mod limits;
 
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use deps::Deps;
 pub use entropy::{Entropy, Seed};

@@ -7,11 +7,10 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
     time::Duration,
 };
 
-use ke_core::{Entropy, Seed, SystemClock};
+use ke_core::{Entropy, Seed};
 use ke_edge::{
     config::{ConfigError, EdgeCoreConfig},
     daemon::{Deps, EdgeCore, EdgeCoreHandle, Error},
@@ -112,11 +111,7 @@ struct Running {
 
 fn start(cfg: EdgeCoreConfig) -> Running {
     let root = PathBuf::from(&cfg.modules.edged.tailored_kubelet_flag.root_directory);
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::seeded(Seed(7), "daemon-test"),
-    };
+    let deps = Deps::with_system_clock(TokioTransport, Entropy::seeded(Seed(7), "daemon-test"));
     let runtime = ProcessRuntime::new(ProcessConfig::new(root));
     let core = EdgeCore::new(cfg, deps, runtime).expect("test fixture");
     let handle = core.handle();
@@ -263,11 +258,7 @@ async fn bootstrap_retries_do_not_block_pods() {
 async fn start_refusals() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path(), dead_port().await);
-    let deps = || Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::seeded(Seed(1), "refusals"),
-    };
+    let deps = || Deps::with_system_clock(TokioTransport, Entropy::seeded(Seed(1), "refusals"));
     let runtime = || ProcessRuntime::new(ProcessConfig::new(dir.path().join("kubelet")));
     let core = EdgeCore::new(cfg.clone(), deps(), runtime()).unwrap();
     let result = core.run(std::future::pending()).await;
@@ -303,11 +294,7 @@ async fn mqtt_mode_0_serves_mappers_on_the_embedded_broker() {
     let mut bad = cfg.clone();
     bad.modules.event_bus.mqtt_server_internal = format!("ssl://127.0.0.1:{port}");
     let runtime = ProcessRuntime::new(ProcessConfig::new(dir.path().join("kubelet")));
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::seeded(Seed(3), "mqtt-mode-0"),
-    };
+    let deps = Deps::with_system_clock(TokioTransport, Entropy::seeded(Seed(3), "mqtt-mode-0"));
     match EdgeCore::new(bad, deps, runtime) {
         Err(Error::Config(ConfigError::Invalid { field, reason })) => {
             assert_eq!(field, "modules.eventBus.mqttServerInternal");

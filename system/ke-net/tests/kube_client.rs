@@ -4,10 +4,10 @@
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use ke_apiserver::{Deps, Server, ServerConfig};
-use ke_core::{Entropy, Seed, SystemClock};
+use ke_core::{Entropy, Seed};
 use ke_net::{KubeClientError, TokioTransport, kube_client};
 use kube::api::{Api, ListParams, PostParams};
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc};
+use std::{collections::BTreeMap, net::SocketAddr};
 use tokio::sync::oneshot;
 
 struct Running {
@@ -21,13 +21,9 @@ struct Running {
 
 async fn start() -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut cfg = ServerConfig::new(dir.path());
-    cfg.listen = "127.0.0.1:0".parse().expect("address");
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::seeded(Seed(1), "kube-client-test"),
-    };
+    let cfg = ServerConfig::on_free_loopback_port(dir.path());
+    let deps =
+        Deps::with_system_clock(TokioTransport, Entropy::seeded(Seed(1), "kube-client-test"));
     let server = Server::start(cfg, deps).await.expect("server starts");
     let addr = server.local_addr();
     let creds = server.credentials().clone();

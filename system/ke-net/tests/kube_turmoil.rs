@@ -5,7 +5,7 @@
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use ke_apiserver::{Deps, Server, ServerConfig};
-use ke_core::{Entropy, Seed, SystemClock};
+use ke_core::{Entropy, Seed};
 use ke_net::{TurmoilTransport, kube_client};
 use kube::api::{Api, ListParams, PostParams};
 use std::{
@@ -38,11 +38,8 @@ fn run(seed: u64) -> Trace {
             let mut cfg = ServerConfig::new(data_dir);
             cfg.listen = SocketAddr::from(([0, 0, 0, 0], PORT));
             cfg.extra_sans = vec!["api".into()];
-            let deps = Deps {
-                transport: TurmoilTransport,
-                clock: Arc::new(SystemClock),
-                entropy: Entropy::seeded(Seed(seed), "apiserver"),
-            };
+            let deps =
+                Deps::with_system_clock(TurmoilTransport, Entropy::seeded(Seed(seed), "apiserver"));
             let server = Server::start(cfg, deps).await?;
             let c = server.credentials();
             *creds.lock().expect("lock") = Some((c.ca_pem.clone(), c.admin_token.clone()));

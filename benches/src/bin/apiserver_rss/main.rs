@@ -12,7 +12,7 @@ mod pods;
 
 use anyhow::{Context, Result, bail};
 use ke_apiserver::{Deps, Server, ServerConfig, api::WriteOpts};
-use ke_core::{Entropy, Seed, SystemClock};
+use ke_core::{Entropy, Seed};
 use ke_net::TokioTransport;
 use serde_json::{Value, json};
 use std::{
@@ -76,13 +76,8 @@ async fn start(
     oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 )> {
-    let mut cfg = ServerConfig::new(dir);
-    cfg.listen = "127.0.0.1:0".parse().context("listen address")?;
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::seeded(Seed(1), "apiserver-rss"),
-    };
+    let cfg = ServerConfig::on_free_loopback_port(dir);
+    let deps = Deps::with_system_clock(TokioTransport, Entropy::seeded(Seed(1), "apiserver-rss"));
     let server = Server::start(cfg, deps)
         .await
         .context("starting the API server")?;

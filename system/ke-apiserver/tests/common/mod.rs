@@ -3,7 +3,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use ke_apiserver::{Deps, Server, ServerConfig, api::Api, store::StoreOptions};
-use ke_core::{Entropy, Seed, SystemClock};
+use ke_core::{Entropy, Seed};
 use ke_net::TokioTransport;
 use std::{
     net::SocketAddr,
@@ -27,11 +27,10 @@ pub async fn start_in(dir: &Path, listen: SocketAddr, store: StoreOptions) -> Te
     let mut cfg = ServerConfig::new(dir);
     cfg.listen = listen;
     cfg.store = store;
-    let deps = Deps {
-        transport: TokioTransport,
-        clock: Arc::new(SystemClock),
-        entropy: Entropy::seeded(Seed(42), dir.to_string_lossy().as_ref()),
-    };
+    let deps = Deps::with_system_clock(
+        TokioTransport,
+        Entropy::seeded(Seed(42), dir.to_string_lossy().as_ref()),
+    );
     let server = Server::start(cfg, deps).await.expect("server starts");
     let (tx, rx) = oneshot::channel::<()>();
     let addr = server.local_addr();

@@ -47,7 +47,7 @@ use std::{
     time::Duration,
 };
 
-use ke_core::{Clock, Entropy, Seed};
+use ke_core::{Entropy, Seed};
 use ke_net::Transport;
 use ke_proto::{Message, MsgIdSource};
 use tokio::sync::{mpsc, watch};
@@ -94,20 +94,7 @@ pub const REPORTS_QUEUE_MAX: usize = 64;
 pub const TWIN_QUEUE_MAX: usize = 128;
 
 /// What edgecore runs on: sockets, wall clock, randomness.
-pub struct Deps<T: Transport> {
-    /// Where sockets come from.
-    pub transport: T,
-    /// Wall-clock time (Kubernetes timestamps, certificate validity).
-    pub clock: Arc<dyn Clock>,
-    /// Randomness (message ids, jitter); seed it for determinism.
-    pub entropy: Entropy,
-}
-
-impl<T: Transport> std::fmt::Debug for Deps<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deps").finish_non_exhaustive()
-    }
-}
+pub use ke_core::Deps;
 
 /// Why edgecore did not start or stopped other than by shutdown.
 #[derive(Debug, thiserror::Error)]
