@@ -376,3 +376,50 @@ async fn kubectl_create_subcommands_send_protobuf() {
     let ns = s.kubectl_ok(&["get", "namespaces"]).await;
     assert!(ns.contains("demo") && ns.contains("Active"), "{ns}");
 }
+
+/// Goal: kubectl's chunked reads (`--chunk-size`, 500 by default) list every object once, in
+/// order, as a table and as JSON. Method: seven configmaps, read in chunks of two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_reads_in_chunks() {
+    let (_dir, s) = common::start().await;
+    s.kubectl_ok(&["create", "namespace", "demo"]).await;
+    for i in 0..7 {
+        let name = format!("cfg-{i}");
+        s.kubectl_ok(&["create", "configmap", &name, "-n", "demo"])
+            .await;
+    }
+    let list = json(
+        &s.kubectl_ok(&[
+            "get",
+            "configmaps",
+            "-n",
+            "demo",
+            "--chunk-size=2",
+            "-o",
+            "json",
+        ])
+        .await,
+    );
+    let names: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|o| o["metadata"]["name"].as_str())
+        .filter(|n| n.starts_with("cfg-"))
+        .collect();
+    let want: Vec<String> = (0..7).map(|i| format!("cfg-{i}")).collect();
+    assert_eq!(names, want, "every configmap once, in order");
+    let table = s
+        .kubectl_ok(&["get", "configmaps", "-n", "demo", "--chunk-size=2"])
+        .await;
+    for name in &want {
+        assert_eq!(
+            table
+                .lines()
+                .filter(|l| l.starts_with(&format!("{name} ")))
+                .count(),
+            1,
+            "{name} once in the table:\n{table}"
+        );
+    }
+}
