@@ -356,3 +356,58 @@ async fn rest_of_list(
     }
     listed
 }
+
+/// Goal: a continue token that is not one of ours gets 400, and one whose version has left
+/// the watch window gets 410 with kube-apiserver's advice to start a new list; a fresh list
+/// then works. Method: a window of 10 events; a first page of 2, then 12 writes, then the
+/// token.
+#[tokio::test]
+async fn bad_or_expired_continue_tokens_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = StoreOptions {
+        window_events_max: 10,
+        ..StoreOptions::default()
+    };
+    let r = start_with(dir.path(), opts).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(r.client.clone());
+    for i in 0..4 {
+        api.create(&PostParams::default(), &configmap(&format!("cm-{i}"), "0"))
+            .await
+            .expect("create");
+    }
+    let bad = api
+        .list(&ListParams::default().limit(2).continue_token("not-a-token"))
+        .await
+        .expect_err("a malformed token is refused");
+    assert!(
+        matches!(&bad, kube::Error::Api(ae) if ae.code == 400 && ae.message.contains("continue")),
+        "{bad:?}"
+    );
+    let first = api
+        .list(&ListParams::default().limit(2))
+        .await
+        .expect("first page");
+    let token = first.metadata.continue_.clone().expect("more pages");
+    for i in 0..12 {
+        let patch = Patch::Merge(json!({"data": {"v": i.to_string()}}));
+        api.patch("cm-0", &PatchParams::default(), &patch)
+            .await
+            .expect("patch");
+    }
+    let gone = api
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await
+        .expect_err("the token's version left the window");
+    assert!(
+        matches!(&gone, kube::Error::Api(ae) if ae.code == 410
+            && ae.message.contains("start a new list")),
+        "{gone:?}"
+    );
+    let again = api.list(&ListParams::default()).await.expect("a new list");
+    assert_eq!(names(&again), ["cm-0", "cm-1", "cm-2", "cm-3"]);
+    let _ = r.stop.send(());
+    tokio::time::timeout(WAIT, r.task)
+        .await
+        .expect("server stops")
+        .expect("server task");
+}
