@@ -5,7 +5,6 @@
 use super::{CertPaths, EdgeCredentials, Error, NODE_CN_PREFIX, NODES_ORGANIZATION, tls};
 use ke_core::Clock;
 use rustls::{
-    RootCertStore,
     pki_types::{CertificateDer, PrivateKeyDer},
     server::WebPkiClientVerifier,
 };
@@ -14,7 +13,6 @@ use std::{
     io::Write,
     os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::Path,
-    sync::Arc,
 };
 use time::OffsetDateTime;
 
@@ -140,11 +138,8 @@ pub(crate) fn check(
     clock: &dyn Clock,
 ) -> Result<(OffsetDateTime, OffsetDateTime), Error> {
     let bad = |why: String| Error::Stored(why);
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(ca_der.clone())
-        .map_err(|e| bad(format!("CA certificate unusable: {e}")))?;
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), tls::provider())
+    let roots = tls::ca_roots(ca_der).map_err(|e| bad(format!("CA certificate unusable: {e}")))?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(roots, tls::provider())
         .build()
         .map_err(|e| bad(format!("CA certificate unusable: {e}")))?;
     verifier

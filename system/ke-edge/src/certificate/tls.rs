@@ -89,12 +89,10 @@ pub(crate) fn verified(
     clock: Arc<dyn Clock>,
     alpn: &[&[u8]],
 ) -> Result<Arc<ClientConfig>, Error> {
-    let mut roots = RootCertStore::empty();
-    roots.add(ca_der.clone()).map_err(Error::Tls)?;
     let builder = ClientConfig::builder_with_details(provider(), Arc::new(ClockTime(clock)))
         .with_safe_default_protocol_versions()
         .map_err(Error::Tls)?
-        .with_root_certificates(roots);
+        .with_root_certificates(ca_roots(ca_der).map_err(Error::Tls)?);
     let mut cfg = match client {
         Some((chain, key)) => builder
             .with_client_auth_cert(chain, key)
@@ -103,6 +101,15 @@ pub(crate) fn verified(
     };
     cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(cfg))
+}
+
+/// A trust store holding only `ca_der` (the CA the join token names).
+pub(crate) fn ca_roots(
+    ca_der: &CertificateDer<'static>,
+) -> Result<Arc<RootCertStore>, rustls::Error> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca_der.clone())?;
+    Ok(Arc::new(roots))
 }
 
 /// Verifies, after the fact, the certificate chain a server showed in a handshake made with
@@ -119,10 +126,8 @@ pub(crate) fn verify_server_chain(
         .ok_or(rustls::Error::NoCertificatesPresented)?;
     let name = ServerName::try_from(server_name.to_owned())
         .map_err(|_| rustls::Error::General(format!("invalid server name {server_name:?}")))?;
-    let mut roots = RootCertStore::empty();
-    roots.add(ca_der.clone())?;
     let verifier =
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        rustls::client::WebPkiServerVerifier::builder_with_provider(ca_roots(ca_der)?, provider())
             .build()
             .map_err(|e| rustls::Error::General(format!("CA certificate unusable: {e}")))?;
     verifier.verify_server_cert(
