@@ -325,6 +325,8 @@ fn run_once(sc: &Scenario, seed: u64, nodes: Option<usize>, c: &Common) -> Resul
         work_dir: work.path().to_owned(),
         epoch: midnight(),
         events: c.events.clone(),
+        // The process exits after writing the report.
+        free_world: false,
     };
     let bar = if quiet {
         ProgressBar::hidden()

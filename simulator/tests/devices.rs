@@ -24,6 +24,7 @@ fn devices_smoke_passes_with_consistent_figures() {
             .now_utc()
             .replace_time(time::Time::MIDNIGHT),
         events: None,
+        free_world: true,
     };
     // Debug builds nest deep futures (cloudcore, API server): more stack than a test
     // thread's 2 MiB; the harness runs the simulation on the main thread (8 MiB).
