@@ -14,7 +14,7 @@ pub use error::ApiError;
 use crate::{
     patch::{self, PatchType},
     registry::{self, Registry, ResourceInfo, SchemaSource},
-    store::{MutateError, Mutation, Obj, Store, StoreError, object_key},
+    store::{Members, MutateError, Mutation, Obj, Store, StoreError, object_key},
 };
 use ke_core::{Clock, Entropy};
 use serde_json::{Value, json};
@@ -311,7 +311,16 @@ impl Api {
         let mut warnings = Vec::new();
         let obj = self.mutate(info, ns, name, opts.dry_run, |prev, rv| {
             let prev = prev.ok_or_else(|| ApiError::not_found(&info.group, &info.plural, name))?;
-            let old = prev.value();
+            // A status write keeps everything but the status and the version: a merge or
+            // strategic patch of it needs only those members parsed (a JSON patch may test
+            // or move any path, so it gets the whole object).
+            let members = (part == Part::Status && kind != PatchType::Json)
+                .then(|| Members::of(prev))
+                .flatten();
+            let old = match &members {
+                Some(m) => m.parse(&STATUS_WRITE_MEMBERS),
+                None => prev.value(),
+            };
             let mut new = patch::apply(kind, &old, body, def).map_err(patch_err)?;
             meta::check_type_meta(info, &mut new)?;
             meta::check_namespace(info, ns, &mut new)?;
@@ -324,7 +333,10 @@ impl Api {
                 return Err(ApiError::conflict(&info.group, &info.plural, name, why));
             }
             warnings = self.check_fields(info, &new, Some(&old), opts)?;
-            self.next_version(info, old, new, part, rv)
+            match &members {
+                Some(m) => Ok(status_version(prev, m, old, &mut new, rv)),
+                None => self.next_version(info, old, new, part, rv),
+            }
         })?;
         self.finish_write(info, ns, name, obj, warnings, opts)
     }
@@ -551,6 +563,37 @@ impl Api {
         }
         Ok(n)
     }
+}
+
+/// The members a status write reads: the type for its checks, the metadata for the name
+/// and version checks, and the status.
+const STATUS_WRITE_MEMBERS: [&str; 4] = ["apiVersion", "kind", "metadata", "status"];
+
+/// [`Api::next_version`] of a status write, built from the stored members: `old` holds
+/// [`STATUS_WRITE_MEMBERS`] of `prev` and `new` the patched ones.
+fn status_version(
+    prev: &Obj,
+    members: &Members<'_>,
+    old: Value,
+    new: &mut Value,
+    rv: u64,
+) -> Option<Mutation> {
+    let status = new
+        .get_mut("status")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
+    if *old.get("status").unwrap_or(&Value::Null) == status {
+        return None;
+    }
+    let mut metadata = match old {
+        Value::Object(mut m) => m.remove("metadata").unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    strip_server_fields(&mut metadata);
+    metadata["resourceVersion"] = json!(rv.to_string());
+    Some(Mutation::PutBuilt(
+        prev.with_status(rv, members, &metadata, &status),
+    ))
 }
 
 fn strip_server_fields(meta: &mut Value) {

@@ -12,7 +12,7 @@
 
 mod object;
 
-pub use object::{Labels, Obj};
+pub use object::{Labels, Members, Obj};
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
@@ -108,6 +108,9 @@ pub enum Mutation {
     Put(Value),
     /// Remove the object; the value is its final state, sent with the DELETED event.
     Delete(Value),
+    /// Store this object, already in its stored form (built with the version the closure
+    /// was given, e.g. by [`Obj::with_status`]).
+    PutBuilt(Arc<Obj>),
 }
 
 /// A new watch: events after the starting version that were already in the window, then live.
@@ -493,12 +496,22 @@ impl Store {
         let Some(m) = f(prev.as_ref(), rv).map_err(MutateError::Rejected)? else {
             return Ok(None);
         };
-        let (kind, value) = match (&m, &prev) {
-            (Mutation::Put(v), None) => (EventType::Added, v),
-            (Mutation::Put(v), Some(_)) => (EventType::Modified, v),
-            (Mutation::Delete(v), _) => (EventType::Deleted, v),
+        let expected_len = prev.as_ref().map_or(0, |p| p.json.len());
+        let added_or = |k| if prev.is_none() { EventType::Added } else { k };
+        let (kind, obj) = match m {
+            Mutation::Put(v) => (
+                added_or(EventType::Modified),
+                Obj::from_value_sized(rv, &v, expected_len),
+            ),
+            Mutation::Delete(v) => (
+                EventType::Deleted,
+                Obj::from_value_sized(rv, &v, expected_len),
+            ),
+            Mutation::PutBuilt(o) => {
+                debug_assert_eq!(o.rv, rv, "a built object carries the version it was given");
+                (added_or(EventType::Modified), o)
+            }
         };
-        let obj = Obj::from_value_sized(rv, value, prev.as_ref().map_or(0, |p| p.json.len()));
         if dry_run {
             return Ok(Some(obj));
         }

@@ -1,7 +1,8 @@
 //! A stored object: its serialized bytes plus what selectors need, extracted once at write time.
 
 use bytes::Bytes;
-use serde_json::Value;
+use serde::Serialize;
+use serde_json::{Map, Value, value::RawValue};
 use std::{collections::BTreeMap, sync::Arc};
 
 /// One stored object version. Immutable; shared between the live map, the watch window and
@@ -86,6 +87,51 @@ impl Obj {
         })
     }
 
+    /// The next version of this object with only its status and metadata replaced (a
+    /// status write): `members` are this object's own, `metadata` and `status` are written
+    /// as given and every other member is copied as stored, without a parse. The text is the
+    /// one [`Obj::from_value`] writes for the whole object; labels are kept and the status's
+    /// selectable fields taken anew.
+    pub fn with_status(
+        &self,
+        rv: u64,
+        members: &Members<'_>,
+        metadata: &Value,
+        status: &Value,
+    ) -> Arc<Self> {
+        let mut out: BTreeMap<&str, Member<'_>> = members
+            .0
+            .iter()
+            .map(|(k, v)| (*k, Member::Stored(v)))
+            .collect();
+        out.insert("metadata", Member::Parsed(metadata));
+        out.insert("status", Member::Parsed(status));
+        let len = self.json.len();
+        let mut json = Vec::with_capacity(len + len / 8 + 128);
+        if serde_json::to_writer(&mut json, &out).is_err() {
+            json.clear();
+        }
+        let mut fields: Vec<(&'static str, Box<str>)> = self
+            .fields
+            .iter()
+            .filter(|(path, _)| !path.starts_with("status."))
+            .cloned()
+            .chain(SELECTABLE.iter().filter_map(|path| {
+                let rest = path.strip_prefix("status.")?;
+                lookup(status, rest).map(|v| (*path, v.into_boxed_str()))
+            }))
+            .collect();
+        fields.sort();
+        Arc::new(Self {
+            rv,
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            json: Bytes::from(json.into_boxed_slice()),
+            labels: self.labels.clone(),
+            fields: fields.into_boxed_slice(),
+        })
+    }
+
     /// Parses the stored bytes back into JSON.
     pub fn value(&self) -> Value {
         serde_json::from_slice(&self.json).unwrap_or(Value::Null)
@@ -103,6 +149,39 @@ impl Obj {
                 .map(|i| &*self.fields[i].1),
         }
     }
+}
+
+/// A stored object's top-level members, each as stored (found, not parsed), for writes that
+/// change a few members of a large object: a pod's status report need not parse its spec.
+#[derive(Debug)]
+pub struct Members<'a>(BTreeMap<&'a str, &'a RawValue>);
+
+impl<'a> Members<'a> {
+    /// The members of `obj`; `None` if its text is not an object or a key is escaped (then
+    /// the caller parses the whole object).
+    pub fn of(obj: &'a Obj) -> Option<Self> {
+        serde_json::from_slice(&obj.json).ok().map(Self)
+    }
+
+    /// An object holding the members named in `keys` that are present, parsed.
+    pub fn parse(&self, keys: &[&str]) -> Value {
+        let mut m = Map::new();
+        for k in keys {
+            if let Some(raw) = self.0.get(k) {
+                let v = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
+                m.insert((*k).to_owned(), v);
+            }
+        }
+        Value::Object(m)
+    }
+}
+
+/// One member of an object being written: copied as stored, or serialized.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Member<'a> {
+    Stored(&'a RawValue),
+    Parsed(&'a Value),
 }
 
 /// Labels of an object, sorted by key.
