@@ -96,10 +96,8 @@ impl Safety {
             self.violation(NO_RESURRECTION, d);
         }
         if o.key.contains("/pod/") {
-            let bound = o
-                .object
-                .and_then(|v| v.pointer("/spec/nodeName"))
-                .and_then(|v| v.as_str());
+            let bound = o.object.and_then(node_name);
+            let bound = bound.as_deref();
             if bound != Some(name) {
                 let d = format!("{name} stored {} bound to {bound:?}", key.1);
                 self.violation(OWN_OBJECTS_ONLY, d);
@@ -159,6 +157,20 @@ impl Safety {
     }
 }
 
+/// `spec.nodeName` of a pod's JSON text, read without parsing the rest of it.
+fn node_name(text: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Pod {
+        spec: Option<Spec>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Spec {
+        #[serde(rename = "nodeName")]
+        node_name: Option<String>,
+    }
+    serde_json::from_str::<Pod>(text).ok()?.spec?.node_name
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "test")]
@@ -170,7 +182,7 @@ mod tests {
         key: &'a str,
         uid: &'a str,
         rv: &'a str,
-        object: &'a serde_json::Value,
+        object: &'a str,
         applied: &'a Applied,
     ) -> Observed<'a> {
         Observed {
@@ -187,8 +199,8 @@ mod tests {
     #[test]
     fn each_checker_fires_on_its_violation() {
         let mut s = Safety::default();
-        let mine = json!({"spec": {"nodeName": "n0"}});
-        let theirs = json!({"spec": {"nodeName": "n1"}});
+        let mine = json!({"spec": {"nodeName": "n0"}}).to_string();
+        let theirs = json!({"spec": {"nodeName": "n1"}}).to_string();
         let (ins, upd, del) = (Applied::Inserted, Applied::Updated, Applied::Deleted);
         assert_eq!(
             s.observe(0, "n0", &write("d/pod/a", "u1", "5", &mine, &ins)),

@@ -392,7 +392,7 @@ async fn twin_reports(r: &Running, e: &mut Edge, thermo: &DynamicObject) {
         "t1",
         Operation::Update,
         res,
-        Content(twin_report("23", 1_700_000_000_000)),
+        Content::new(twin_report("23", 1_700_000_000_000)),
     )
     .await;
     let ok = e.reply_to("t1").await;
@@ -429,7 +429,7 @@ async fn twin_reports(r: &Running, e: &mut Edge, thermo: &DynamicObject) {
         "t2",
         Operation::Update,
         res,
-        Content(twin_report("24", 1_700_000_001_000)),
+        Content::new(twin_report("24", 1_700_000_001_000)),
     )
     .await;
     let as_text = twin_report("26", 1_700_000_002_000).to_string();
@@ -449,7 +449,7 @@ async fn refusals(r: &Running, e: &mut Edge) {
         "x1",
         Operation::Update,
         other,
-        Content(twin_report("99", 1)),
+        Content::new(twin_report("99", 1)),
     )
     .await;
     let m = e.reply_to("x1").await;
@@ -570,7 +570,8 @@ async fn device_recreated(r: &Running, e: &mut Edge) {
     }
     let report = json!({"twin": {"pressure": {"actual": {"value": "3"}}}});
     let res = "device/default/thermo/twin/edge_updated";
-    e.send("a1", Operation::Update, res, Content(report)).await;
+    e.send("a1", Operation::Update, res, Content::new(report))
+        .await;
     assert_eq!(e.reply_to("a1").await.content.as_str(), Some("OK"));
     let st = api(r, DeviceKind::DeviceStatus)
         .get("thermo")
@@ -611,8 +612,13 @@ async fn device_support_off() {
     let list = crds.list(&ListParams::default()).await.unwrap();
     assert!(list.items.is_empty(), "no device CRDs");
     let res = "device/default/thermo/twin/edge_updated";
-    e.send("t", Operation::Update, res, Content(twin_report("1", 1)))
-        .await;
+    e.send(
+        "t",
+        Operation::Update,
+        res,
+        Content::new(twin_report("1", 1)),
+    )
+    .await;
     let m = e.reply_to("t").await;
     assert_eq!(m.route.operation, Operation::Error);
     assert!(

@@ -275,7 +275,7 @@ fn pod(id: &str, uid: &str, rv: u64) -> Message {
                      "resourceVersion": rv.to_string()},
         "spec": {"nodeName": "edge-1"}
     });
-    Message::new(id, 0, route, Content(content)).with_resource_version(rv.to_string())
+    Message::new(id, 0, route, Content::new(content)).with_resource_version(rv.to_string())
 }
 
 fn node(name: &str) -> NodeId {

@@ -43,7 +43,7 @@ fn device(rv: &str, desired: &str) -> Message {
         Operation::Update,
         "default/device/thermo",
     );
-    Message::new(format!("d{rv}"), 0, route, Content(obj))
+    Message::new(format!("d{rv}"), 0, route, Content::new(obj))
 }
 
 fn start(cfg: DeviceTwinConfig, connected: bool) -> Rig {

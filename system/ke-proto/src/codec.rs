@@ -144,7 +144,12 @@ pub fn decode_with(frame: &[u8], limits: &Limits) -> Result<Message> {
             max: limits.frame_bytes_max,
         });
     }
-    serde_json::from_slice(frame).map_err(|e| DecodeError::from_json(e, frame.len()))
+    let msg: Message =
+        serde_json::from_slice(frame).map_err(|e| DecodeError::from_json(e, frame.len()))?;
+    msg.content
+        .check_depth()
+        .map_err(|e| DecodeError::from_json(e, frame.len()))?;
+    Ok(msg)
 }
 
 /// [`decode_with`], then [`Message::validate`].

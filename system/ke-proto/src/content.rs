@@ -14,7 +14,8 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, value::RawValue};
+use std::sync::OnceLock;
 use thiserror::Error;
 
 /// The `"OK"` text of an ACK and of successful status updates (`MessageSuccessfulContent`).
@@ -41,19 +42,45 @@ pub enum ContentError {
 }
 
 /// A message body: any JSON value (`null` when absent).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Content(pub Value);
+///
+/// It is held as the JSON text it arrived as or was built from ([`Content::raw`]) and parsed
+/// into a [`Value`] only when someone asks for one: a pod passing through a node's store or
+/// CloudHub is copied as text, not built as a tree of maps (about 15 KiB of `Value` for 3 KiB
+/// of text) and written back out. Built from a `Value`, it keeps that value. Either way the
+/// JSON is the same; equality compares values.
+#[derive(Clone)]
+pub struct Content {
+    /// The JSON text, when the content came as text.
+    raw: Option<Box<RawValue>>,
+    /// The value: set from the start when built from one, else parsed from `raw` on first use.
+    value: OnceLock<Value>,
+}
 
 impl Content {
+    /// Content holding `value`.
+    pub fn new(value: Value) -> Self {
+        Self {
+            raw: None,
+            value: OnceLock::from(value),
+        }
+    }
+
+    /// Content holding JSON text as it is (checked to be JSON when it was made).
+    pub fn raw(text: Box<RawValue>) -> Self {
+        Self {
+            raw: Some(text),
+            value: OnceLock::new(),
+        }
+    }
+
     /// `null` content (a query carries no body).
     pub fn null() -> Self {
-        Self(Value::Null)
+        Self::new(Value::Null)
     }
 
     /// Plain text content, e.g. `"OK"` or `"ping"`.
     pub fn text(s: impl Into<String>) -> Self {
-        Self(Value::String(s.into()))
+        Self::new(Value::String(s.into()))
     }
 
     /// The `"OK"` content of an ACK.
@@ -63,13 +90,13 @@ impl Content {
 
     /// Object content from a JSON map.
     pub fn object(map: Map<String, Value>) -> Self {
-        Self(Value::Object(map))
+        Self::new(Value::Object(map))
     }
 
-    /// Content holding `value` serialised as a JSON value (objects for Kubernetes kinds).
+    /// Content holding `value` serialised as JSON (objects for Kubernetes kinds), as text.
     pub fn from_serialize<T: Serialize + ?Sized>(value: &T) -> Result<Self, ContentError> {
-        serde_json::to_value(value)
-            .map(Self)
+        serde_json::value::to_raw_value(value)
+            .map(Self::raw)
             .map_err(ContentError::Serialize)
     }
 
@@ -90,47 +117,94 @@ impl Content {
         let mut map = Map::new();
         map.insert("Object".to_owned(), object);
         map.insert("Err".to_owned(), Value::Null);
-        Self(Value::Object(map))
+        Self::object(map)
     }
 
-    /// The JSON value.
+    /// The JSON value (parsed on first use when the content is text).
     pub fn value(&self) -> &Value {
-        &self.0
+        self.value.get_or_init(|| match &self.raw {
+            // Text in a `RawValue` is JSON; the parser's depth limit is the same one the
+            // text passed when it was read.
+            Some(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            None => Value::Null,
+        })
     }
 
     /// The JSON value, by value.
-    pub fn into_value(self) -> Value {
-        self.0
+    pub fn into_value(mut self) -> Value {
+        match self.value.take() {
+            Some(v) => v,
+            None => self.value().clone(),
+        }
+    }
+
+    /// The JSON text when the content is held as text (as it arrived, or as it was built).
+    pub fn raw_text(&self) -> Option<&str> {
+        self.raw.as_deref().map(RawValue::get)
+    }
+
+    /// A string member of the content's `metadata` (`uid`, `name`, ...), if the content is
+    /// an object that has one. Content held as text is scanned, not parsed into a `Value`.
+    pub fn metadata_str(&self, field: &str) -> Option<String> {
+        let Some(text) = self.raw_text().filter(|_| self.value.get().is_none()) else {
+            return self
+                .value()
+                .get("metadata")
+                .and_then(|m| m.get(field))
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        };
+        #[derive(Deserialize)]
+        struct Top<'a> {
+            #[serde(borrow)]
+            metadata: Option<&'a RawValue>,
+        }
+        let top: Top<'_> = serde_json::from_str(text).ok()?;
+        let meta: std::collections::BTreeMap<Cow<'_, str>, &RawValue> =
+            serde_json::from_str(top.metadata?.get()).ok()?;
+        serde_json::from_str(meta.get(field)?.get()).ok()
     }
 
     /// The text if the content is a JSON string.
     pub fn as_str(&self) -> Option<&str> {
-        self.0.as_str()
+        if self.raw_text().is_some_and(|t| !t.starts_with('"')) {
+            return None;
+        }
+        self.value().as_str()
     }
 
     /// True if the content is `null`.
     pub fn is_null(&self) -> bool {
-        self.0.is_null()
+        match self.raw_text() {
+            Some(t) => t == "null",
+            None => self.value().is_null(),
+        }
     }
 
     /// True if the content is the string `"OK"`.
     pub fn is_ok_text(&self) -> bool {
-        self.as_str() == Some(OK_TEXT)
+        match self.raw_text() {
+            Some(t) => t == "\"OK\"",
+            None => self.as_str() == Some(OK_TEXT),
+        }
     }
 
-    /// Go's `GetContentData`: a string's own bytes, else the value re-marshalled as JSON.
+    /// Go's `GetContentData`: a string's own bytes, else the value's JSON.
     pub fn bytes(&self) -> Cow<'_, [u8]> {
-        match &self.0 {
-            Value::String(s) => Cow::Borrowed(s.as_bytes()),
-            other => {
-                Cow::Owned(serde_json::to_vec(other).expect("invariant: a Value always serialises"))
-            }
+        if let Some(s) = self.as_str() {
+            return Cow::Borrowed(s.as_bytes());
+        }
+        match self.raw_text() {
+            Some(t) => Cow::Borrowed(t.as_bytes()),
+            None => Cow::Owned(
+                serde_json::to_vec(self.value()).expect("invariant: a Value always serialises"),
+            ),
         }
     }
 
     /// The content as JSON: a string is parsed as JSON-in-a-string, anything else is itself.
     pub fn content_json(&self) -> Result<Cow<'_, Value>, ContentError> {
-        match &self.0 {
+        match self.value() {
             Value::String(s) => serde_json::from_str(s)
                 .map(Cow::Owned)
                 .map_err(ContentError::NotJson),
@@ -139,10 +213,19 @@ impl Content {
     }
 
     /// The content decoded into `T`, accepting both the object and the JSON-in-a-string form.
+    /// Content held as text is decoded from the text, without a `Value` in between.
     pub fn to_typed<T: DeserializeOwned>(&self) -> Result<T, ContentError> {
-        match &self.0 {
-            Value::String(s) => serde_json::from_str(s).map_err(ContentError::Shape),
-            other => T::deserialize(other).map_err(ContentError::Shape),
+        if let Some(v) = self.value.get() {
+            return match v {
+                Value::String(s) => serde_json::from_str(s).map_err(ContentError::Shape),
+                other => T::deserialize(other).map_err(ContentError::Shape),
+            };
+        }
+        match self.as_str() {
+            Some(s) => serde_json::from_str(s).map_err(ContentError::Shape),
+            None => {
+                serde_json::from_str(self.raw_text().unwrap_or("null")).map_err(ContentError::Shape)
+            }
         }
     }
 
@@ -157,7 +240,10 @@ impl Content {
     /// True if the content looks like a marshalled Go `error` value (§2.4 / Appendix B):
     /// `{}` (a plain error) or an object whose only key is `ErrStatus` (a `*StatusError`).
     pub fn is_error_value(&self) -> bool {
-        match &self.0 {
+        if self.raw_text().is_some_and(|t| !t.starts_with('{')) {
+            return false;
+        }
+        match self.value() {
             Value::Object(map) => {
                 map.is_empty() || (map.len() == 1 && map.contains_key("ErrStatus"))
             }
@@ -166,15 +252,99 @@ impl Content {
     }
 }
 
+/// serde_json's nesting limit, which parsing a whole frame used to apply to its content.
+const DEPTH_MAX: usize = 127;
+
+impl Content {
+    /// Checks that content held as text nests no deeper than a parse into a [`Value`]
+    /// allows (a raw value is captured without that limit). The error is the parser's own.
+    pub fn check_depth(&self) -> Result<(), serde_json::Error> {
+        let Some(text) = self.raw_text() else {
+            return Ok(());
+        };
+        if nesting(text.as_bytes()) < DEPTH_MAX {
+            return Ok(());
+        }
+        serde_json::from_str::<Value>(text).map(drop)
+    }
+}
+
+/// The deepest nesting of arrays and objects in JSON text (strings skipped).
+fn nesting(text: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
+impl Default for Content {
+    fn default() -> Self {
+        Self::null()
+    }
+}
+
+impl PartialEq for Content {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.raw_text(), other.raw_text()) {
+            (Some(a), Some(b)) if a == b => true,
+            _ => self.value() == other.value(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.value.get(), self.raw_text()) {
+            (Some(v), _) => f.debug_tuple("Content").field(v).finish(),
+            (None, Some(t)) => f.debug_tuple("Content").field(&t).finish(),
+            (None, None) => f.write_str("Content(null)"),
+        }
+    }
+}
+
+impl Serialize for Content {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.raw {
+            Some(raw) => raw.serialize(s),
+            None => self.value().serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Content {
+    /// Keeps the text: nothing is parsed beyond finding where the value ends.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(d).map(Self::raw)
+    }
+}
+
 impl From<Value> for Content {
     fn from(v: Value) -> Self {
-        Self(v)
+        Self::new(v)
     }
 }
 
 impl From<Content> for Value {
     fn from(c: Content) -> Self {
-        c.0
+        c.into_value()
     }
 }
 
@@ -192,7 +362,7 @@ impl From<String> for Content {
 
 impl AsRef<Value> for Content {
     fn as_ref(&self) -> &Value {
-        &self.0
+        self.value()
     }
 }
 
@@ -201,12 +371,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// Goal: the nesting scan skips strings and counts arrays and objects.
+    #[test]
+    fn nesting_counts_brackets_outside_strings() {
+        assert_eq!(nesting(br#"{"a":[1,{"b":"[[[{"}],"c":"\\\"["}"#), 3);
+        assert_eq!(nesting(b"\"x\""), 0);
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let c: Content = serde_json::from_str(&deep).unwrap();
+        assert!(c.check_depth().is_err());
+        let ok: Content = serde_json::from_str("[[1],{\"a\":[]}]").unwrap();
+        assert!(ok.check_depth().is_ok());
+    }
+
     /// Goal: `bytes` follows Go's `GetContentData`. Method: a string yields its own bytes
     /// (no quotes), an object and `null` are re-marshalled.
     #[test]
     fn bytes_follow_get_content_data() {
         assert_eq!(&*Content::text("{\"a\":1}").bytes(), b"{\"a\":1}");
-        assert_eq!(&*Content(json!({"a": 1})).bytes(), b"{\"a\":1}");
+        assert_eq!(&*Content::new(json!({"a": 1})).bytes(), b"{\"a\":1}");
         assert_eq!(&*Content::null().bytes(), b"null");
     }
 
@@ -214,7 +396,7 @@ mod tests {
     /// form. Method: decode the same patch from both forms and compare; plain text is NotJson.
     #[test]
     fn json_in_a_string_and_object_agree() {
-        let obj = Content(json!({"status": {"phase": "Running"}}));
+        let obj = Content::new(json!({"status": {"phase": "Running"}}));
         let s = Content::json_string(&json!({"status": {"phase": "Running"}})).expect("json");
         assert_eq!(
             obj.content_json().expect("obj"),
@@ -236,7 +418,7 @@ mod tests {
         assert_eq!(c.as_str(), Some("AAEC/w=="));
         assert_eq!(c.decode_base64().expect("b64"), vec![0, 1, 2, 255]);
         assert!(matches!(
-            Content(json!(1)).decode_base64(),
+            Content::new(json!(1)).decode_base64(),
             Err(ContentError::NotString)
         ));
         assert!(matches!(
@@ -249,8 +431,8 @@ mod tests {
     /// `{"ErrStatus":…}` are errors; an object reply and `"OK"` are not.
     #[test]
     fn error_value_shapes() {
-        assert!(Content(json!({})).is_error_value());
-        assert!(Content(json!({"ErrStatus": {"code": 404}})).is_error_value());
+        assert!(Content::new(json!({})).is_error_value());
+        assert!(Content::new(json!({"ErrStatus": {"code": 404}})).is_error_value());
         assert!(!Content::object_reply(json!({"kind": "Node"})).is_error_value());
         assert!(!Content::ok().is_error_value());
     }

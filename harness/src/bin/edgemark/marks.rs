@@ -62,12 +62,7 @@ impl Marks {
 
     /// Sees one committed write at node `node` (named `name`).
     pub(crate) fn observe(&self, node: u32, name: &str, o: &Observed<'_>) {
-        let stamp = o
-            .object
-            .and_then(|v| v.pointer("/metadata/annotations"))
-            .and_then(|a| a.get(WRITTEN_MS))
-            .and_then(|v| v.as_str())
-            .and_then(|v| v.parse::<u64>().ok());
+        let stamp = o.object.and_then(written_ms);
         let now = u64::try_from(SystemClock.now_millis()).unwrap_or(0);
         let mut g = self.lock();
         let seen = g.safety.observe(node, name, o);
@@ -118,6 +113,25 @@ impl Marks {
     }
 }
 
+/// The write stamp annotation of an object's JSON text.
+fn written_ms(text: &str) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Obj {
+        metadata: Option<Meta>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Meta {
+        annotations: Option<std::collections::BTreeMap<String, serde_json::Value>>,
+    }
+    let obj: Obj = serde_json::from_str(text).ok()?;
+    obj.metadata?
+        .annotations?
+        .get(WRITTEN_MS)?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,7 +150,7 @@ mod tests {
                 key,
                 uid: Some("u"),
                 resource_version: Some(rv),
-                object: Some(&object),
+                object: Some(&object.to_string()),
                 applied,
                 release: false,
             },

@@ -62,15 +62,11 @@ pub(crate) struct Frame {
 
 impl Frame {
     pub(crate) fn new(mut msg: Message, text: String) -> Self {
-        let uid = msg
-            .content
-            .value()
-            .pointer("/metadata/uid")
-            .and_then(serde_json::Value::as_str)
+        let uid = (msg.route.group == Group::Resource
+            && msg.route.operation != Operation::Response)
+            .then(|| msg.content.metadata_str("uid"))
+            .flatten()
             .filter(|uid| !uid.is_empty())
-            .filter(|_| {
-                msg.route.group == Group::Resource && msg.route.operation != Operation::Response
-            })
             .map(Arc::from);
         let (delivery, delete, release) = (msg.delivery(), msg.is_delete(), msg.is_release());
         msg.content = Content::null();

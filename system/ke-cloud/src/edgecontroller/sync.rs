@@ -423,7 +423,9 @@ impl Sync {
                     (Kind::Secret, _) | (_, Some(_)) => Operation::Update,
                     (_, None) => Operation::Insert,
                 };
-                let content = (*s.json).clone();
+                // Written out from the index as text: no copy of the tree per message (a
+                // `Value` always serializes).
+                let content = Content::from_serialize(&*s.json).unwrap_or_default();
                 let msg = self.message(t.kind, op, &key, content, &s.rv);
                 let h = Holding {
                     uid: s.uid.clone(),
@@ -435,7 +437,7 @@ impl Sync {
             }
             (None, Some(h)) => {
                 let stub = delete_stub(t, &h.uid, release);
-                let msg = self.message(t.kind, Operation::Delete, &key, stub, &h.rv);
+                let msg = self.message(t.kind, Operation::Delete, &key, Content::new(stub), &h.rv);
                 (msg, None)
             }
             (None, None) => return Outcome::Skipped,
@@ -457,7 +459,7 @@ impl Sync {
         }
     }
 
-    fn message(&self, kind: Kind, op: Operation, key: &str, content: Value, rv: &str) -> Message {
+    fn message(&self, kind: Kind, op: Operation, key: &str, content: Content, rv: &str) -> Message {
         let source = if kind.is_device() {
             Source::DeviceController
         } else {
@@ -468,7 +470,7 @@ impl Sync {
             self.entropy.uuid_v4(),
             self.clock.now_millis(),
             route,
-            Content(content),
+            content,
         )
         .with_resource_version(rv)
     }
@@ -500,7 +502,7 @@ impl Sync {
             self.entropy.uuid_v4(),
             self.clock.now_millis(),
             route,
-            Content(content),
+            Content::new(content),
         );
         self.send(node, msg);
     }

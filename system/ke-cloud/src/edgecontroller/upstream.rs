@@ -37,7 +37,7 @@ use kube::{
     Api, Resource as _,
     api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions},
 };
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 use tracing::{debug, warn};
 
 use super::{
@@ -285,7 +285,7 @@ impl Upstream {
         let api: Api<Node> = Api::all(self.client.clone());
         self.metrics.api("get");
         let node = api.get(&req.name).await?;
-        Ok(Reply::Content(Content(to_json(&node))))
+        Ok(Reply::Content(Content::new(to_json(&node))))
     }
 
     async fn patch_node_status(&self, req: &Req<'_>, strategic: bool) -> Result<Reply, Refusal> {
@@ -384,19 +384,20 @@ fn text_reply(text: &str) -> Reply {
 
 impl Upstream {
     async fn pod_status(&self, req: &Req<'_>) -> Result<Reply, Refusal> {
-        let body = Self::content(req)?;
-        let items = match body {
-            Value::Array(items) => items,
-            one => vec![one],
+        // Read from the content's text: each status goes into its patch as it came, without
+        // a tree of `Value`s built, copied and written out again.
+        let text = json_text(&req.msg.content)?;
+        let bad = |e: serde_json::Error| Refusal::BadRequest(format!("not pod statuses: {e}"));
+        let items: Vec<PodStatusItem<'_>> = if text.trim_start().starts_with('[') {
+            serde_json::from_str(&text).map_err(bad)?
+        } else {
+            vec![serde_json::from_str(&text).map_err(bad)?]
         };
         for item in items {
-            let uid = item.get("UID").and_then(Value::as_str).unwrap_or_default();
-            let name = item
-                .get("Name")
-                .and_then(Value::as_str)
-                .unwrap_or(&req.name);
+            let uid = lenient_str(item.uid).unwrap_or_default();
+            let name = lenient_str(item.name).unwrap_or_else(|| req.name.clone());
             let one = Req {
-                name: name.to_owned(),
+                name: name.clone(),
                 namespace: req.namespace.clone(),
                 ..*req
             };
@@ -410,15 +411,17 @@ impl Upstream {
                 // Unknown here, or another pod of that name now: the edge holds a pod the
                 // cloud deleted while it was away. KubeEdge answers OK and sends the delete.
                 _ => {
-                    self.evict(&one, uid);
+                    self.evict(&one, &uid);
                     continue;
                 }
             }
-            let status = item.get("Status").unwrap_or(&Value::Null);
             let url = Pod::url_path(&(), Some(&one.namespace));
             self.metrics.api("patch");
-            let patch = json!({"status": status});
-            self.patch_raw(url, name, Some("status"), &Patch::Merge(&patch))
+            // No status clears it, as the parsed form did.
+            let patch = StatusPatch {
+                status: item.status.unwrap_or(RawValue::NULL),
+            };
+            self.patch_raw(url, &name, Some("status"), &Patch::Merge(&patch))
                 .await?;
         }
         Ok(Reply::Content(Content::ok()))
@@ -469,7 +472,7 @@ impl Upstream {
             self.entropy.uuid_v4(),
             self.clock.now_millis(),
             route,
-            Content(stub),
+            Content::new(stub),
         );
         if let Ok(node) = NodeId::new(req.node) {
             let _ = self.hub.send(&node, msg);
@@ -527,7 +530,7 @@ impl Upstream {
             .pods
             .get(&(req.namespace.clone(), req.name.clone()))
             .ok_or_else(|| Refusal::NotFound(format!("pod {}/{}", req.namespace, req.name)))?;
-        Ok(Reply::Content(Content((*pod.stored.json).clone())))
+        Ok(Reply::Content(Content::new((*pod.stored.json).clone())))
     }
 
     /// A configmap or secret, only if a pod of the node references it.
@@ -549,7 +552,7 @@ impl Upstream {
             .ok_or_else(|| {
                 Refusal::NotFound(format!("{} {}/{}", kind.resource_type(), r.1, r.2))
             })?;
-        Ok(Reply::Content(Content((*obj.json).clone())))
+        Ok(Reply::Content(Content::new((*obj.json).clone())))
     }
 
     async fn create_event(&self, req: &Req<'_>) -> Result<Reply, Refusal> {
@@ -597,5 +600,44 @@ impl Upstream {
         self.metrics.api("create");
         api.create(&PostParams::default(), &event).await?;
         Ok(Reply::None)
+    }
+}
+
+/// One pod's status in a `podstatus` update (KubeEdge's `edgeapi.PodStatusRequest`), each
+/// member as it is in the text.
+#[derive(serde::Deserialize)]
+struct PodStatusItem<'a> {
+    #[serde(rename = "UID", default, borrow)]
+    uid: Option<&'a RawValue>,
+    #[serde(rename = "Name", default, borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(rename = "Status", default, borrow)]
+    status: Option<&'a RawValue>,
+}
+
+/// The merge patch of a pod's status, the status copied as it came.
+#[derive(serde::Serialize)]
+struct StatusPatch<'a> {
+    status: &'a RawValue,
+}
+
+/// A member that should be a string: its text if it is one (other JSON counts as absent,
+/// as a lookup in the parsed object did).
+fn lenient_str(raw: Option<&RawValue>) -> Option<String> {
+    raw.and_then(|r| serde_json::from_str(r.get()).ok())
+}
+
+/// The content as JSON text: the text it came as, or the JSON inside a string content, or
+/// the value written out (content built locally).
+fn json_text(content: &Content) -> Result<std::borrow::Cow<'_, str>, Refusal> {
+    use std::borrow::Cow;
+    if let Some(t) = content.raw_text().filter(|t| !t.starts_with('"')) {
+        return Ok(Cow::Borrowed(t));
+    }
+    match content.value() {
+        Value::String(s) => serde_json::from_str::<&RawValue>(s)
+            .map(|_| Cow::Borrowed(s.as_str()))
+            .map_err(|e| Refusal::BadRequest(format!("content is not JSON: {e}"))),
+        v => Ok(Cow::Owned(v.to_string())),
     }
 }

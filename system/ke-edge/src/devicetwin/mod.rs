@@ -585,7 +585,7 @@ impl DeviceTwin {
             msg_id.clone(),
             self.clock.now_millis(),
             route,
-            Content(content),
+            Content::new(content),
         );
         upstream
             .send(msg)

@@ -842,12 +842,11 @@ fn resolve_gone() -> ConfigError {
 
 /// The pod object a message carries: its content, or the object in a JSON-string content.
 fn pod_object(content: Content) -> Option<Value> {
-    match content.0 {
+    match content.into_value() {
         obj @ Value::Object(_) => Some(obj),
-        other => Content(other)
-            .content_json()
+        Value::String(s) => serde_json::from_str::<Value>(&s)
             .ok()
-            .map(std::borrow::Cow::into_owned)
             .filter(Value::is_object),
+        _ => None,
     }
 }

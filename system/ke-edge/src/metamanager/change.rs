@@ -4,19 +4,20 @@
 //! its resource type, the version the object's `metadata.resourceVersion` (falling back to the
 //! header's `resourceversion`), the identity its `metadata.uid`.
 
-use std::{borrow::Cow, cmp::Ordering};
+use std::{borrow::Cow, cmp::Ordering, collections::BTreeMap};
 
 use ke_proto::{Message, Operation, ResourcePath};
-use serde_json::Value;
+use serde::Deserialize;
+use serde_json::{Value, value::RawValue};
 
 use super::Error;
 
 /// What a message asks the store to do.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Write<'a> {
-    /// Insert or update with this object (borrowed from the message when its content is the
-    /// object itself, so a write copies nothing).
-    Upsert(Cow<'a, Value>),
+    /// Insert or update with this object's JSON text (borrowed from the message when its
+    /// content arrived as the object's text, so a write neither parses nor copies it).
+    Upsert(Cow<'a, str>),
     /// Remove the object; its UID is remembered as deleted.
     Delete,
     /// Remove the object, not remembering its UID (the cloud released it: the node no longer
@@ -54,21 +55,16 @@ impl<'a> Change<'a> {
             }
         };
         let body = content_object(msg);
-        let (key, kind) = object_key(msg, body.as_deref())?;
-        let meta_str = |field: &str| {
-            body.as_ref()
-                .and_then(|b| b.pointer(&format!("/metadata/{field}")))
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-        };
+        let head = body.as_ref().map(|(_, h)| h);
+        let (key, kind) = object_key(msg, head.and_then(|h| h.name.as_deref()))?;
         let header_rv = Some(msg.header.resource_version.clone()).filter(|s| !s.is_empty());
-        let (uid, rv) = (meta_str("uid"), meta_str("resourceVersion").or(header_rv));
-        // The object moves into the write: no second copy of the content.
+        let uid = head.and_then(|h| h.uid.clone());
+        let rv = head.and_then(|h| h.rv.clone()).or(header_rv);
+        // The object's text moves into the write: no second copy of the content.
         let write = match (is_delete, body) {
-            (true, Some(b)) if released(&b) => Write::Release,
+            (true, Some((_, h))) if h.released => Write::Release,
             (true, _) => Write::Delete,
-            (false, Some(obj)) => Write::Upsert(obj),
+            (false, Some((text, _))) => Write::Upsert(text),
             (false, None) => {
                 return Err(Error::NotAnObject {
                     msg_id: msg.header.id.clone(),
@@ -85,23 +81,85 @@ impl<'a> Change<'a> {
     }
 }
 
-fn released(body: &Value) -> bool {
-    let path = format!(
-        "/metadata/annotations/{}",
-        ke_proto::inventory::RELEASED_ANNOTATION.replace('/', "~1")
-    );
-    body.pointer(&path).and_then(Value::as_str) == Some("true")
+/// What a write needs from an object's metadata (empty strings count as absent; values
+/// that are not strings are ignored, as a lookup in the parsed object did).
+#[derive(Debug, Default)]
+struct Head {
+    name: Option<String>,
+    uid: Option<String>,
+    rv: Option<String>,
+    /// Annotated [`ke_proto::inventory::RELEASED_ANNOTATION`]`: "true"`.
+    released: bool,
 }
 
-/// The content as a JSON object: an object as is, or a string holding one.
-fn content_object(msg: &Message) -> Option<Cow<'_, Value>> {
-    let value = msg.content.content_json().ok()?;
-    value.is_object().then_some(value)
+/// An object's top level, found without parsing the members a write does not need.
+#[derive(Deserialize)]
+struct Top<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<&'a RawValue>,
+}
+
+/// The metadata members a write reads, each as it is in the text.
+#[derive(Deserialize)]
+struct MetaTop<'a> {
+    #[serde(default, borrow)]
+    name: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    uid: Option<&'a RawValue>,
+    #[serde(default, borrow, rename = "resourceVersion")]
+    resource_version: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    annotations: Option<&'a RawValue>,
+}
+
+impl Head {
+    /// The head of the object in `text`; `None` if the text is not a JSON object.
+    fn of(text: &str) -> Option<Self> {
+        let top: Top<'_> = serde_json::from_str(text).ok()?;
+        let Some(meta) = top
+            .metadata
+            .and_then(|m| serde_json::from_str::<MetaTop<'_>>(m.get()).ok())
+        else {
+            return Some(Self::default());
+        };
+        let string = |raw: Option<&RawValue>| {
+            raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+                .filter(|s| !s.is_empty())
+        };
+        let released = meta
+            .annotations
+            .and_then(|a| serde_json::from_str::<BTreeMap<Cow<'_, str>, &RawValue>>(a.get()).ok())
+            .and_then(|a| a.get(ke_proto::inventory::RELEASED_ANNOTATION).copied())
+            .is_some_and(|v| {
+                serde_json::from_str::<Cow<'_, str>>(v.get()).is_ok_and(|s| s == "true")
+            });
+        Some(Self {
+            name: string(meta.name),
+            uid: string(meta.uid),
+            rv: string(meta.resource_version),
+            released,
+        })
+    }
+}
+
+/// The content as a JSON object's text, with its head: the text as it arrived, or the text
+/// of a string holding an object, or an object built locally written out.
+fn content_object(msg: &Message) -> Option<(Cow<'_, str>, Head)> {
+    let text = match msg.content.raw_text() {
+        Some(t) if t.starts_with('{') => Cow::Borrowed(t),
+        _ => match msg.content.value() {
+            Value::String(s) => Cow::Borrowed(s.as_str()),
+            v @ Value::Object(_) => Cow::Owned(v.to_string()),
+            _ => return None,
+        },
+    };
+    let head = Head::of(&text)?;
+    Some((text, head))
 }
 
 /// `(key, type)` of the one object `msg` addresses; the name may come from the content when
 /// the resource stops at the type (`default/pod`).
-fn object_key(msg: &Message, body: Option<&Value>) -> Result<(String, String), Error> {
+fn object_key(msg: &Message, body_name: Option<&str>) -> Result<(String, String), Error> {
     let no_key = || Error::NoKey {
         msg_id: msg.header.id.clone(),
         resource: msg.route.resource.clone(),
@@ -114,11 +172,7 @@ fn object_key(msg: &Message, body: Option<&Value>) -> Result<(String, String), E
     else {
         return Err(no_key());
     };
-    let name = name.or_else(|| {
-        body.and_then(|b| b.pointer("/metadata/name"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
+    let name = name.or_else(|| body_name.map(str::to_owned));
     let Some(name) = name.filter(|n| !n.is_empty() && !n.contains('/')) else {
         return Err(no_key());
     };
@@ -177,7 +231,9 @@ mod tests {
         let pod = json!({"metadata": {"name": "web", "uid": "u1", "resourceVersion": "7"}});
         let m = msg("insert", "default/pod/web", pod.clone());
         let c = Change::from_message(&m).unwrap();
-        assert!(matches!(&c.write, Write::Upsert(Cow::Borrowed(o)) if **o == pod));
+        assert!(
+            matches!(&c.write, Write::Upsert(o) if serde_json::from_str::<Value>(o).unwrap() == pod)
+        );
         assert_eq!(
             (c.key.as_str(), c.kind.as_str()),
             ("default/pod/web", "pod")
@@ -196,6 +252,42 @@ mod tests {
         let m = msg("insert", "default/pod", pod);
         let c = Change::from_message(&m).unwrap();
         assert_eq!(c.key, "default/pod/web");
+    }
+
+    /// Goal: content that arrived as text is stored as that text, borrowed from the message
+    /// (no parse, no copy); the head is read from it: metadata values that are not strings
+    /// or are empty count as absent, and the released annotation makes a delete a release.
+    /// Method: decode frames, read them as writes.
+    #[test]
+    fn content_text_is_written_as_it_arrived() {
+        let frame = |op: &str, content: &str| {
+            format!(
+                r#"{{"header":{{"msg_id":"m","resourceversion":"3"}},"route":{{"source":"edgecontroller","group":"resource","operation":"{op}","resource":"default/pod/web"}},"content":{content}}}"#
+            )
+        };
+        let text = r#"{"metadata":{"name":"web","uid":7,"resourceVersion":"","labels":{"a":"\u00e9"}},"spec":{"nodeName":"n"},"z":[1, 2]}"#;
+        let m = ke_proto::codec::decode(frame("insert", text).as_bytes()).unwrap();
+        let c = Change::from_message(&m).unwrap();
+        assert!(
+            matches!(&c.write, Write::Upsert(Cow::Borrowed(t)) if *t == text),
+            "{c:?}"
+        );
+        assert_eq!((c.uid, c.rv.as_deref()), (None, Some("3")));
+        let released = format!(
+            r#"{{"metadata":{{"name":"web","uid":"u","annotations":{{"{}":"true"}}}}}}"#,
+            ke_proto::inventory::RELEASED_ANNOTATION
+        );
+        let m = ke_proto::codec::decode(frame("delete", &released).as_bytes()).unwrap();
+        let c = Change::from_message(&m).unwrap();
+        assert_eq!((c.write, c.uid.as_deref()), (Write::Release, Some("u")));
+        let kept = released.replace("\"true\"", "\"false\"");
+        let m = ke_proto::codec::decode(frame("delete", &kept).as_bytes()).unwrap();
+        assert_eq!(Change::from_message(&m).unwrap().write, Write::Delete);
+        let array = ke_proto::codec::decode(frame("insert", "[1]").as_bytes()).unwrap();
+        assert!(matches!(
+            Change::from_message(&array),
+            Err(Error::NotAnObject { .. })
+        ));
     }
 
     /// Goal: non-writes and nameless or bodiless upserts are refused. Method: one of each.

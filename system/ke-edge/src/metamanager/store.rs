@@ -116,8 +116,8 @@ pub struct Observed<'a> {
     pub uid: Option<&'a str>,
     /// The message's resourceVersion, if it carried one.
     pub resource_version: Option<&'a str>,
-    /// The whole object, for inserts and updates.
-    pub object: Option<&'a serde_json::Value>,
+    /// The whole object's JSON text, for inserts and updates.
+    pub object: Option<&'a str>,
     /// What the write did.
     pub applied: &'a Applied,
     /// The write was a release (a delete that leaves no tombstone: no pod of the node
@@ -413,7 +413,7 @@ fn stored(tx: &Connection, key: &str) -> Result<Option<Stored>> {
     .map_err(sql("read stored"))
 }
 
-fn upsert(tx: &Connection, change: &Change, obj: &Value) -> Result<Applied> {
+fn upsert(tx: &Connection, change: &Change, obj: &str) -> Result<Applied> {
     if let Some(uid) = &change.uid
         && tombstoned(tx, uid)?
     {
@@ -497,8 +497,7 @@ fn non_empty(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
 
-fn write_row(tx: &Connection, change: &Change, obj: &Value) -> Result<()> {
-    let text = obj.to_string();
+fn write_row(tx: &Connection, change: &Change, text: &str) -> Result<()> {
     tx.prepare_cached(
         "INSERT INTO meta (key, type, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (key) DO UPDATE SET type = excluded.type, value = excluded.value",

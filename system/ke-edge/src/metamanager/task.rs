@@ -175,7 +175,7 @@ impl MetaManager {
         match found {
             Ok(texts) => {
                 let items: Vec<Value> = texts.into_iter().map(Value::String).collect();
-                Message::response_to(msg, Content(Value::Array(items)), &mut *self.ids, now)
+                Message::response_to(msg, Content::new(Value::Array(items)), &mut *self.ids, now)
             }
             Err(e) => Message::error_for(msg, e.to_string(), &mut *self.ids, now),
         }

@@ -640,7 +640,7 @@ impl Runner {
             self.ready_since,
         );
         let resource = format!("{NULL_NAMESPACE}/node/{}", self.agent.cfg.node);
-        self.message(Operation::Insert, resource, Content(node))
+        self.message(Operation::Insert, resource, Content::new(node))
     }
 
     fn node_status(&mut self) -> Message {
@@ -659,17 +659,21 @@ impl Runner {
             Operation::Insert
         };
         let resource = format!("{LEASE_NAMESPACE}/lease/{}", self.agent.cfg.node);
-        self.message(op, resource, Content(lease))
+        self.message(op, resource, Content::new(lease))
     }
 
     fn pod_status(&mut self, r: &PodStatusReport) -> Message {
         let resource = format!("{}/podstatus/{}", r.namespace, r.name);
-        self.message(Operation::Update, resource, Content(r.podstatus_content()))
+        self.message(
+            Operation::Update,
+            resource,
+            Content::new(r.podstatus_content()),
+        )
     }
 
     fn pod_delete(&mut self, pod: &PodRef) -> Message {
         let resource = format!("{}/pod/{}", pod.namespace, pod.name);
-        let content = Content(objects::delete_options(&pod.uid));
+        let content = Content::new(objects::delete_options(&pod.uid));
         self.message(Operation::Delete, resource, content)
     }
 }

@@ -165,7 +165,7 @@ mod tests {
     /// Goal: replies are classified as KubeEdge's edge reads them. Method: a table of replies.
     #[test]
     fn outcomes() {
-        let ok = |c: Value| outcome(&reply("response", Content(c)));
+        let ok = |c: Value| outcome(&reply("response", Content::new(c)));
         assert_eq!(ok(json!("OK")), Outcome::Ok);
         assert_eq!(
             ok(json!({"Object": {"kind": "Node"}, "Err": null})),

@@ -272,12 +272,12 @@ async fn registration_retry_and_lease_creation() {
     assert_eq!(t0.elapsed(), Duration::from_secs(10));
     assert!(!h.metrics.is_registered());
     let exists = json!({"Object": null, "Err": {"ErrStatus": {"reason": "AlreadyExists"}}});
-    h.reply(&again, Content(exists)).await;
+    h.reply(&again, Content::new(exists)).await;
     h.next().await; // status patch
     let lease = h.next().await;
     assert!(h.metrics.is_registered());
     let missing = json!({"Object": null, "Err": {"ErrStatus": {"reason": "NotFound"}}});
-    h.reply(&lease, Content(missing)).await;
+    h.reply(&lease, Content::new(missing)).await;
     let create = h.next().await;
     assert_eq!(create.route.operation.as_str(), "insert");
     assert_eq!(create.route.resource, "kube-node-lease/lease/edge-1");

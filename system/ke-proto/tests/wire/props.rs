@@ -80,7 +80,7 @@ fn message() -> impl Strategy<Value = Message> {
     (header(), route(), json()).prop_map(|(header, route, v)| Message {
         header,
         route,
-        content: Content(v),
+        content: Content::new(v),
     })
 }
 

@@ -17,7 +17,7 @@ fn limits() -> QueueLimits {
 fn pod(id: &str, uid: &str, rv: u64, op: Operation) -> Message {
     let route = Route::new(Source::EdgeController, Group::Resource, op, "default/pod/p");
     let content = json!({"metadata": {"name": "p", "uid": uid, "resourceVersion": rv.to_string()}});
-    Message::new(id, 0, route, Content(content)).with_resource_version(rv.to_string())
+    Message::new(id, 0, route, Content::new(content)).with_resource_version(rv.to_string())
 }
 
 fn ids(poll: &Poll) -> Vec<&str> {
@@ -168,7 +168,7 @@ fn a_send_replaces_a_pending_release_but_not_a_delete() {
     let mut q = NodeQueue::new(limits());
     let t = Instant::now();
     let mut release = pod("r", "u1", 5, Operation::Delete);
-    release.content = Content(json!({"metadata": {"name": "p", "uid": "u1",
+    release.content = Content::new(json!({"metadata": {"name": "p", "uid": "u1",
         "annotations": {ke_proto::inventory::RELEASED_ANNOTATION: "true"}}}));
     assert!(release.is_release());
     assert_eq!(q.push(Frame::encode(release)), Ok(Queued::New));

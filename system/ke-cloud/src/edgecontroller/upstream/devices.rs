@@ -94,7 +94,7 @@ impl Upstream {
         };
         Reply::Device {
             resource: "membership/detail",
-            content: Content(serde_json::to_value(&list).unwrap_or(Value::Null)),
+            content: Content::new(serde_json::to_value(&list).unwrap_or(Value::Null)),
         }
     }
 
