@@ -130,6 +130,16 @@ impl Content {
         })
     }
 
+    /// The JSON value, parsed now if it was not (and not kept: for content held long as
+    /// text, where a parse is rare and its tree would outweigh the text).
+    pub fn parsed(&self) -> Cow<'_, Value> {
+        match (self.value.get(), &self.raw) {
+            (Some(v), _) => Cow::Borrowed(v),
+            (None, Some(raw)) => Cow::Owned(serde_json::from_str(raw.get()).unwrap_or(Value::Null)),
+            (None, None) => Cow::Owned(Value::Null),
+        }
+    }
+
     /// The JSON value, by value.
     pub fn into_value(mut self) -> Value {
         match self.value.take() {

@@ -15,8 +15,9 @@
 //! is ordered), so the edge and the cloud compute it alike from any JSON of the same object.
 
 use serde::{Serialize, Serializer, ser::SerializeMap};
-use serde_json::Value;
+use serde_json::{Value, value::RawValue};
 use sha2::{Digest, Sha256};
+use std::{borrow::Cow, collections::BTreeMap};
 
 /// Metadata fields the API server changes on every write, ignored by the comparison.
 const VOLATILE_METADATA: [&str; 3] = ["resourceVersion", "generation", "managedFields"];
@@ -46,6 +47,48 @@ fn same_metadata(a: &Value, b: &Value) -> bool {
         && x.iter()
             .filter(|(k, _)| kept(k))
             .all(|(k, v)| y.get(k) == Some(v))
+}
+
+/// [`same_desired`] of two objects' JSON texts, comparing the members' text without parsing
+/// them into `Value`s: exact for texts one serializer wrote (the same value, the same text,
+/// as for two versions of one typed object). `None` if either text is not a JSON object.
+pub fn same_desired_text(a: &str, b: &str) -> Option<bool> {
+    let (x, y) = (members(a)?, members(b)?);
+    let kept = |(k, _): &(&Cow<'_, str>, &&RawValue)| k.as_ref() != "status";
+    let mut xs = x.iter().filter(kept);
+    let mut ys = y.iter().filter(kept);
+    loop {
+        match (xs.next(), ys.next()) {
+            (None, None) => return Some(true),
+            (Some((k, v)), Some((l, w))) if k == l => {
+                let same = if k.as_ref() == "metadata" {
+                    same_metadata_text(v.get(), w.get())?
+                } else {
+                    v.get() == w.get()
+                };
+                if !same {
+                    return Some(false);
+                }
+            }
+            _ => return Some(false),
+        }
+    }
+}
+
+fn same_metadata_text(a: &str, b: &str) -> Option<bool> {
+    let (x, y) = (members(a)?, members(b)?);
+    let kept = |(k, _): &(&Cow<'_, str>, &&RawValue)| !VOLATILE_METADATA.contains(&k.as_ref());
+    Some(
+        x.iter()
+            .filter(kept)
+            .map(|(k, v)| (k, v.get()))
+            .eq(y.iter().filter(kept).map(|(k, v)| (k, v.get()))),
+    )
+}
+
+/// An object's members as they are in its text, by key.
+fn members(text: &str) -> Option<BTreeMap<Cow<'_, str>, &RawValue>> {
+    serde_json::from_str(text).ok()
 }
 
 /// The digest of what of `obj` the edge needs (see the module docs): equal digests, equal
@@ -115,6 +158,45 @@ mod tests {
                 "resourceVersion": rv, "generation": 1, "labels": {"app": "a"}},
             "spec": {"nodeName": "edge-1", "containers": [{"name": "c", "image": image}]},
             "status": {"phase": phase}})
+    }
+
+    /// Goal: the comparison of texts agrees with the comparison of values for texts written
+    /// by one serializer. Method: every pair of the status-test objects, both ways.
+    #[test]
+    fn texts_compare_as_their_values() {
+        let a = pod("1", "Pending", "app:v1");
+        let mut variants = vec![
+            a.clone(),
+            pod("2", "Running", "app:v1"),
+            pod("2", "Pending", "app:v2"),
+        ];
+        let mut v = a.clone();
+        v["metadata"]["generation"] = json!(2);
+        v["metadata"]["managedFields"] = json!([{"manager": "x"}]);
+        variants.push(v);
+        let mut v = a.clone();
+        v["metadata"]["labels"]["app"] = json!("b");
+        variants.push(v);
+        let mut v = a.clone();
+        v["metadata"]["deletionTimestamp"] = json!("2026-12-07T00:00:00Z");
+        variants.push(v);
+        let mut v = a.clone();
+        v["zz"] = json!(1);
+        variants.push(v);
+        let mut v = a;
+        v.as_object_mut().unwrap().remove("status");
+        variants.push(v);
+        for x in &variants {
+            for y in &variants {
+                let (tx, ty) = (x.to_string(), y.to_string());
+                assert_eq!(
+                    same_desired_text(&tx, &ty),
+                    Some(same_desired(x, y)),
+                    "{x} {y}"
+                );
+            }
+        }
+        assert_eq!(same_desired_text("[1]", "{}"), None);
     }
 
     /// Goal: a status report's echo is recognised, any other change is not. Method: the same

@@ -8,6 +8,8 @@ use std::{
 };
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use ke_proto::Content;
 use serde_json::Value;
 
 /// A namespaced object's `(namespace, name)`.
@@ -60,6 +62,16 @@ impl Kind {
     }
 }
 
+/// [`ke_proto::desired::same_desired`] of two stored objects, on their text when both are
+/// held as text.
+fn same_desired(a: &Content, b: &Content) -> bool {
+    match (a.raw_text(), b.raw_text()) {
+        (Some(x), Some(y)) => ke_proto::desired::same_desired_text(x, y)
+            .unwrap_or_else(|| ke_proto::desired::same_desired(a.value(), b.value())),
+        _ => ke_proto::desired::same_desired(a.value(), b.value()),
+    }
+}
+
 /// A reference from a pod to a configmap or secret, or from a device to a device model.
 pub(crate) type Ref = (Kind, String, String);
 
@@ -71,14 +83,26 @@ pub(crate) struct Stored {
     /// The oldest resourceVersion with the same desired content as this one (for pods: only
     /// status changed since, see [`ke_proto::desired`]); an edge holding it is current.
     pub(crate) desired_rv: String,
-    pub(crate) json: Arc<Value>,
+    /// The object: as JSON text for what is only sent down (pods, configmaps, secrets: a
+    /// `Value` tree is about five times the text, and each message would copy it), parsed
+    /// for devices, whose properties every twin report reads.
+    pub(crate) json: Arc<Content>,
 }
 
 impl Stored {
-    /// From any Kubernetes object (serialized with `apiVersion` and `kind`).
+    /// From any Kubernetes object (serialized with `apiVersion` and `kind`), kept as text.
     pub(crate) fn of<K: serde::Serialize + kube::Resource>(obj: &K) -> Self {
-        let meta = obj.meta();
-        let json = serde_json::to_value(obj).unwrap_or(Value::Null);
+        let json = Content::from_serialize(obj).unwrap_or_default();
+        Self::with_json(obj.meta(), json)
+    }
+
+    /// [`Stored::of`], kept parsed.
+    pub(crate) fn of_parsed<K: serde::Serialize + kube::Resource>(obj: &K) -> Self {
+        let json = Content::new(serde_json::to_value(obj).unwrap_or(Value::Null));
+        Self::with_json(obj.meta(), json)
+    }
+
+    fn with_json(meta: &ObjectMeta, json: Content) -> Self {
         let rv = meta.resource_version.clone().unwrap_or_default();
         Self {
             uid: meta.uid.clone().unwrap_or_default(),
@@ -160,7 +184,7 @@ impl Index {
         // edge (it reported the status); remember the version the edge needs.
         if let Some(old) = self.bound(Kind::Pod).get(&key).map(|e| &e.stored)
             && old.uid == stored.uid
-            && ke_proto::desired::same_desired(&old.json, &stored.json)
+            && same_desired(&old.json, &stored.json)
         {
             stored.desired_rv.clone_from(&old.desired_rv);
         }
@@ -183,8 +207,8 @@ impl Index {
         key: ObjKey,
         stored: Stored,
     ) -> (Option<BoundEntry>, RefChange) {
-        let node = crate::devicecontroller::node_name(&stored.json).to_owned();
-        let refs = crate::devicecontroller::model_ref(&stored.json)
+        let node = crate::devicecontroller::node_name(stored.json.value()).to_owned();
+        let refs = crate::devicecontroller::model_ref(stored.json.value())
             .map(|m| (Kind::DeviceModel, key.0.clone(), m.to_owned()))
             .into_iter()
             .collect();
@@ -456,7 +480,7 @@ pub(crate) mod tests {
             uid: uid.to_owned(),
             rv: rv.to_owned(),
             desired_rv: rv.to_owned(),
-            json: Arc::new(json),
+            json: Arc::new(Content::new(json)),
         }
     }
 

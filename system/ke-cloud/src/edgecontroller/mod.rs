@@ -518,7 +518,7 @@ impl Loop {
                 let key = obj_key(device.meta());
                 let index = self.index.clone();
                 let mut idx = lock(&index);
-                let (old, change) = idx.put_device(key.clone(), Stored::of(&device));
+                let (old, change) = idx.put_device(key.clone(), Stored::of_parsed(&device));
                 self.bound_applied(&idx, Kind::Device, &key, old.as_ref(), &change);
             }
             Change::Delete(key) => self.bound_deleted(Kind::Device, &key),
@@ -597,7 +597,7 @@ impl Loop {
     /// A device joined or left `node` (nothing for pods).
     fn membership(&self, kind: Kind, node: &str, added: bool, key: &ObjKey, stored: &Stored) {
         if kind == Kind::Device {
-            let device = devicecontroller::member_device(&key.0, &key.1, &stored.json);
+            let device = devicecontroller::member_device(&key.0, &key.1, stored.json.value());
             self.sync.membership(node, added, device);
         }
     }

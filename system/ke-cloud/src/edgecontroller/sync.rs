@@ -82,7 +82,7 @@ impl Holding {
                 && self
                     .digest
                     .as_ref()
-                    .is_some_and(|d| *d == ke_proto::desired::desired_digest(&s.json)))
+                    .is_some_and(|d| *d == ke_proto::desired::desired_digest(&s.json.parsed())))
     }
 }
 
@@ -423,9 +423,8 @@ impl Sync {
                     (Kind::Secret, _) | (_, Some(_)) => Operation::Update,
                     (_, None) => Operation::Insert,
                 };
-                // Written out from the index as text: no copy of the tree per message (a
-                // `Value` always serializes).
-                let content = Content::from_serialize(&*s.json).unwrap_or_default();
+                // Pods, configmaps and secrets are held as text: a copy of it.
+                let content = (*s.json).clone();
                 let msg = self.message(t.kind, op, &key, content, &s.rv);
                 let h = Holding {
                     uid: s.uid.clone(),

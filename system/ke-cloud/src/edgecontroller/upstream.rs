@@ -530,7 +530,7 @@ impl Upstream {
             .pods
             .get(&(req.namespace.clone(), req.name.clone()))
             .ok_or_else(|| Refusal::NotFound(format!("pod {}/{}", req.namespace, req.name)))?;
-        Ok(Reply::Content(Content::new((*pod.stored.json).clone())))
+        Ok(Reply::Content((*pod.stored.json).clone()))
     }
 
     /// A configmap or secret, only if a pod of the node references it.
@@ -552,7 +552,7 @@ impl Upstream {
             .ok_or_else(|| {
                 Refusal::NotFound(format!("{} {}/{}", kind.resource_type(), r.1, r.2))
             })?;
-        Ok(Reply::Content(Content::new((*obj.json).clone())))
+        Ok(Reply::Content((*obj.json).clone()))
     }
 
     async fn create_event(&self, req: &Req<'_>) -> Result<Reply, Refusal> {

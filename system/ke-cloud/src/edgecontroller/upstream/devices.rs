@@ -85,7 +85,7 @@ impl Upstream {
             .lock()
             .devices_on(req.node)
             .into_iter()
-            .map(|(k, e)| devicecontroller::member_device(&k.0, &k.1, &e.stored.json))
+            .map(|(k, e)| devicecontroller::member_device(&k.0, &k.1, e.stored.json.value()))
             .collect();
         let list = MembershipList {
             event_id,
@@ -100,7 +100,7 @@ impl Upstream {
 
     /// The UID and the object (shared, not copied) of the reported device, if `req.node` may
     /// report for it.
-    fn reporting_device(&self, req: &Req<'_>) -> Result<(String, Arc<Value>), Refusal> {
+    fn reporting_device(&self, req: &Req<'_>) -> Result<(String, Arc<Content>), Refusal> {
         let idx = self.lock();
         let device = idx.devices.get(&(req.namespace.clone(), req.name.clone()));
         let ok = device.is_some_and(|d| d.node == req.node);
@@ -139,7 +139,7 @@ impl Upstream {
         let applied = apply_report(
             &mut twins,
             &report,
-            &devicecontroller::property_names(&device),
+            &devicecontroller::property_names(device.value()),
         );
         if !current.exists || !current.owned || applied.changed {
             let w = Write {
