@@ -250,8 +250,11 @@ impl Content {
     /// True if the content looks like a marshalled Go `error` value (§2.4 / Appendix B):
     /// `{}` (a plain error) or an object whose only key is `ErrStatus` (a `*StatusError`).
     pub fn is_error_value(&self) -> bool {
-        if self.raw_text().is_some_and(|t| !t.starts_with('{')) {
-            return false;
+        if let (Some(t), None) = (self.raw_text(), self.value.get()) {
+            // Held as text: the top-level keys decide, nothing is parsed.
+            return t.starts_with('{')
+                && serde_json::from_str::<std::collections::BTreeMap<Cow<'_, str>, &RawValue>>(t)
+                    .is_ok_and(|m| m.is_empty() || (m.len() == 1 && m.contains_key("ErrStatus")));
         }
         match self.value() {
             Value::Object(map) => {
@@ -279,21 +282,23 @@ impl Content {
     }
 }
 
-/// The deepest nesting of arrays and objects in JSON text (strings skipped).
+/// The deepest nesting of arrays and objects in JSON text (strings skipped, found with
+/// `memchr`: most of a Kubernetes object's text is in strings, keys included).
 fn nesting(text: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in text {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let (mut depth, mut max, mut i) = (0usize, 0usize, 0usize);
+    while let Some(&b) = text.get(i) {
+        i += 1;
         match b {
-            b'"' => in_string = true,
+            b'"' => loop {
+                match memchr::memchr2(b'"', b'\\', text.get(i..).unwrap_or_default()) {
+                    Some(j) if text.get(i + j) == Some(&b'\\') => i += j + 2,
+                    Some(j) => {
+                        i += j + 1;
+                        break;
+                    }
+                    None => return max,
+                }
+            },
             b'[' | b'{' => {
                 depth += 1;
                 max = max.max(depth);
@@ -386,6 +391,8 @@ mod tests {
     fn nesting_counts_brackets_outside_strings() {
         assert_eq!(nesting(br#"{"a":[1,{"b":"[[[{"}],"c":"\\\"["}"#), 3);
         assert_eq!(nesting(b"\"x\""), 0);
+        assert_eq!(nesting(br#"["\\",["#), 2);
+        assert_eq!(nesting(br#"[["unterminated \"#), 2);
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let c: Content = serde_json::from_str(&deep).unwrap();
         assert!(c.check_depth().is_err());
@@ -441,6 +448,22 @@ mod tests {
     /// `{"ErrStatus":…}` are errors; an object reply and `"OK"` are not.
     #[test]
     fn error_value_shapes() {
+        for (text, want) in [
+            ("{}", true),
+            (r#"{"ErrStatus":{"code":404}}"#, true),
+            (r#"{"ErrStatus":1,"x":2}"#, false),
+            (r#"{"metadata":{}}"#, false),
+            ("[]", false),
+            ("\"{}\"", false),
+        ] {
+            let c: Content = serde_json::from_str(text).unwrap();
+            assert_eq!(c.is_error_value(), want, "{text}");
+            assert_eq!(
+                Content::new(c.parsed().into_owned()).is_error_value(),
+                want,
+                "{text}"
+            );
+        }
         assert!(Content::new(json!({})).is_error_value());
         assert!(Content::new(json!({"ErrStatus": {"code": 404}})).is_error_value());
         assert!(!Content::object_reply(json!({"kind": "Node"})).is_error_value());
