@@ -43,12 +43,7 @@ impl Message {
     /// Go's `isDeleteMessage`: operation `delete`, or an object whose
     /// `metadata.deletionTimestamp` is set.
     pub fn is_delete(&self) -> bool {
-        self.route.operation == Operation::Delete
-            || self
-                .content
-                .value()
-                .pointer("/metadata/deletionTimestamp")
-                .is_some_and(|ts| !ts.is_null())
+        self.route.operation == Operation::Delete || self.content.has_metadata("deletionTimestamp")
     }
 
     /// True for a *release*: a delete marked [`crate::inventory::RELEASED_ANNOTATION`] (the
@@ -57,10 +52,7 @@ impl Message {
         self.route.operation == Operation::Delete
             && self
                 .content
-                .value()
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get(crate::inventory::RELEASED_ANNOTATION))
-                .is_some()
+                .has_annotation(crate::inventory::RELEASED_ANNOTATION)
     }
 
     fn no_ack_required(&self) -> bool {

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use serde_json::{Map, Value, value::RawValue};
-use std::sync::OnceLock;
+use std::{collections::BTreeMap, sync::OnceLock};
 use thiserror::Error;
 
 /// The `"OK"` text of an ACK and of successful status updates (`MessageSuccessfulContent`).
@@ -156,23 +156,62 @@ impl Content {
     /// A string member of the content's `metadata` (`uid`, `name`, ...), if the content is
     /// an object that has one. Content held as text is scanned, not parsed into a `Value`.
     pub fn metadata_str(&self, field: &str) -> Option<String> {
-        let Some(text) = self.raw_text().filter(|_| self.value.get().is_none()) else {
-            return self
+        match self.text_metadata(field) {
+            Some(raw) => serde_json::from_str(raw?.get()).ok(),
+            None => self
                 .value()
                 .get("metadata")
                 .and_then(|m| m.get(field))
                 .and_then(Value::as_str)
-                .map(str::to_owned);
-        };
+                .map(str::to_owned),
+        }
+    }
+
+    /// True if the content's `metadata` has member `field` and it is not `null`.
+    pub fn has_metadata(&self, field: &str) -> bool {
+        match self.text_metadata(field) {
+            Some(raw) => raw.is_some_and(|r| r.get() != "null"),
+            None => self
+                .value()
+                .get("metadata")
+                .and_then(|m| m.get(field))
+                .is_some_and(|v| !v.is_null()),
+        }
+    }
+
+    /// True if the content's `metadata.annotations` has `key`.
+    pub fn has_annotation(&self, key: &str) -> bool {
+        match self.text_metadata("annotations") {
+            Some(raw) => raw
+                .and_then(|r| {
+                    serde_json::from_str::<BTreeMap<Cow<'_, str>, &RawValue>>(r.get()).ok()
+                })
+                .is_some_and(|a| a.contains_key(key)),
+            None => self
+                .value()
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get(key))
+                .is_some(),
+        }
+    }
+
+    /// For content held only as text (not parsed): `Some` of member `field` of its
+    /// `metadata`, as it is in the text (`Some(None)` if there is none). `None` when the
+    /// content has a parsed value to look in instead.
+    fn text_metadata(&self, field: &str) -> Option<Option<&RawValue>> {
+        let text = self.raw_text().filter(|_| self.value.get().is_none())?;
         #[derive(Deserialize)]
         struct Top<'a> {
             #[serde(borrow)]
             metadata: Option<&'a RawValue>,
         }
-        let top: Top<'_> = serde_json::from_str(text).ok()?;
-        let meta: std::collections::BTreeMap<Cow<'_, str>, &RawValue> =
-            serde_json::from_str(top.metadata?.get()).ok()?;
-        serde_json::from_str(meta.get(field)?.get()).ok()
+        let found = || {
+            let top: Top<'_> = serde_json::from_str(text).ok()?;
+            let meta: BTreeMap<Cow<'_, str>, &RawValue> =
+                serde_json::from_str(top.metadata?.get()).ok()?;
+            meta.get(field).copied()
+        };
+        Some(found())
     }
 
     /// The text if the content is a JSON string.
@@ -253,7 +292,7 @@ impl Content {
         if let (Some(t), None) = (self.raw_text(), self.value.get()) {
             // Held as text: the top-level keys decide, nothing is parsed.
             return t.starts_with('{')
-                && serde_json::from_str::<std::collections::BTreeMap<Cow<'_, str>, &RawValue>>(t)
+                && serde_json::from_str::<BTreeMap<Cow<'_, str>, &RawValue>>(t)
                     .is_ok_and(|m| m.is_empty() || (m.len() == 1 && m.contains_key("ErrStatus")));
         }
         match self.value() {
@@ -385,6 +424,37 @@ impl AsRef<Value> for Content {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Goal: metadata lookups answer the same for content held as text and as a value.
+    /// Method: each lookup on both forms of the same objects.
+    #[test]
+    fn metadata_lookups_agree_on_text_and_value() {
+        let objects = [
+            r#"{"metadata":{"uid":"u1","deletionTimestamp":"2026-12-07T00:00:00Z","annotations":{"a/b":"x"}}}"#,
+            r#"{"metadata":{"uid":7,"deletionTimestamp":null,"annotations":{}}}"#,
+            r#"{"metadata":"odd"}"#,
+            r#"{"kind":"Pod"}"#,
+            r#""text""#,
+            "[1]",
+        ];
+        for text in objects {
+            let raw: Content = serde_json::from_str(text).unwrap();
+            let parsed = Content::new(raw.parsed().into_owned());
+            for c in [&raw, &parsed] {
+                assert_eq!(
+                    c.metadata_str("uid").as_deref(),
+                    (text.contains(r#""u1""#)).then_some("u1"),
+                    "{text}"
+                );
+                assert_eq!(
+                    c.has_metadata("deletionTimestamp"),
+                    text.contains("Z\""),
+                    "{text}"
+                );
+                assert_eq!(c.has_annotation("a/b"), text.contains("a/b"), "{text}");
+            }
+        }
+    }
 
     /// Goal: the nesting scan skips strings and counts arrays and objects.
     #[test]
