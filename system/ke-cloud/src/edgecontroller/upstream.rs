@@ -290,15 +290,20 @@ impl Upstream {
 
     async fn patch_node_status(&self, req: &Req<'_>, strategic: bool) -> Result<Reply, Refusal> {
         self.own_node(req)?;
-        let body = Self::content(req)?;
+        // The body goes into the patch as it came: no tree of `Value`s in between.
+        let text = json_text(&req.msg.content)?;
+        let bad = |e: serde_json::Error| Refusal::BadRequest(format!("content is not JSON: {e}"));
         let url = Node::url_path(&(), None);
         self.metrics.api("patch");
         let node = if strategic {
-            self.patch_raw(url, &req.name, Some("status"), &Patch::Strategic(&body))
+            let body: &RawValue = serde_json::from_str(&text).map_err(bad)?;
+            self.patch_raw(url, &req.name, Some("status"), &Patch::Strategic(body))
                 .await?
         } else {
-            let status = body.get("Status").unwrap_or(&Value::Null);
-            let patch = json!({"status": status});
+            let item: NodeStatusItem<'_> = serde_json::from_str(&text).map_err(bad)?;
+            let patch = StatusPatch {
+                status: item.status.unwrap_or(RawValue::NULL),
+            };
             self.patch_raw(url, &req.name, Some("status"), &Patch::Merge(&patch))
                 .await?
         };
@@ -310,7 +315,10 @@ impl Upstream {
         self.allow(req, own, || {
             format!("write lease {}/{}", req.namespace, req.name)
         })?;
-        let mut lease: Lease = serde_json::from_value(Self::content(req)?)
+        let mut lease: Lease = req
+            .msg
+            .content
+            .to_typed()
             .map_err(|e| Refusal::BadRequest(format!("not a Lease: {e}")))?;
         lease.metadata.name = Some(req.name.clone());
         lease.metadata.namespace = Some(req.namespace.clone());
@@ -615,7 +623,15 @@ struct PodStatusItem<'a> {
     status: Option<&'a RawValue>,
 }
 
-/// The merge patch of a pod's status, the status copied as it came.
+/// A node status update (KubeEdge's `edgeapi.NodeStatusRequest`): its status as it is in
+/// the text.
+#[derive(serde::Deserialize)]
+struct NodeStatusItem<'a> {
+    #[serde(rename = "Status", default, borrow)]
+    status: Option<&'a RawValue>,
+}
+
+/// The merge patch of a pod's or node's status, the status copied as it came.
 #[derive(serde::Serialize)]
 struct StatusPatch<'a> {
     status: &'a RawValue,
