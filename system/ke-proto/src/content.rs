@@ -140,11 +140,12 @@ impl Content {
         }
     }
 
-    /// The JSON value, by value.
+    /// The JSON value, by value (parsed straight from the text if it was not yet).
     pub fn into_value(mut self) -> Value {
-        match self.value.take() {
-            Some(v) => v,
-            None => self.value().clone(),
+        match (self.value.take(), &self.raw) {
+            (Some(v), _) => v,
+            (None, Some(raw)) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+            (None, None) => Value::Null,
         }
     }
 
@@ -424,6 +425,24 @@ impl AsRef<Value> for Content {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Goal: text content is kept as it came and turns into the same value however it is
+    /// read: `value`, `parsed`, `into_value` (before and after a `value`), `to_typed`, and
+    /// it encodes as the same text. Method: one object with escapes and spacing.
+    #[test]
+    fn text_content_reads_as_its_value() {
+        let text = r#"{"b": [1, 2.5, "\u00e9"], "a": {"x": null}}"#;
+        let want: Value = serde_json::from_str(text).unwrap();
+        let c: Content = serde_json::from_str(text).unwrap();
+        assert_eq!(c.raw_text(), Some(text));
+        assert_eq!(serde_json::to_string(&c).unwrap(), text);
+        assert_eq!(*c.parsed(), want);
+        assert_eq!(c.clone().into_value(), want);
+        assert_eq!(c.to_typed::<BTreeMap<String, Value>>().unwrap().len(), 2);
+        assert_eq!(c.value(), &want);
+        assert_eq!(c.clone().into_value(), want);
+        assert_eq!(c, Content::new(want));
+    }
 
     /// Goal: metadata lookups answer the same for content held as text and as a value.
     /// Method: each lookup on both forms of the same objects.
