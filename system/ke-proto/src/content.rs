@@ -184,9 +184,7 @@ impl Content {
     pub fn has_annotation(&self, key: &str) -> bool {
         match self.text_metadata("annotations") {
             Some(raw) => raw
-                .and_then(|r| {
-                    serde_json::from_str::<BTreeMap<Cow<'_, str>, &RawValue>>(r.get()).ok()
-                })
+                .and_then(|r| members(r.get()))
                 .is_some_and(|a| a.contains_key(key)),
             None => self
                 .value()
@@ -201,16 +199,10 @@ impl Content {
     /// content has a parsed value to look in instead.
     fn text_metadata(&self, field: &str) -> Option<Option<&RawValue>> {
         let text = self.raw_text().filter(|_| self.value.get().is_none())?;
-        #[derive(Deserialize)]
-        struct Top<'a> {
-            #[serde(borrow)]
-            metadata: Option<&'a RawValue>,
-        }
         let found = || {
-            let top: Top<'_> = serde_json::from_str(text).ok()?;
-            let meta: BTreeMap<Cow<'_, str>, &RawValue> =
-                serde_json::from_str(top.metadata?.get()).ok()?;
-            meta.get(field).copied()
+            members(members(text)?.get("metadata")?.get())?
+                .get(field)
+                .copied()
         };
         Some(found())
     }
@@ -292,9 +284,8 @@ impl Content {
     pub fn is_error_value(&self) -> bool {
         if let (Some(t), None) = (self.raw_text(), self.value.get()) {
             // Held as text: the top-level keys decide, nothing is parsed.
-            return t.starts_with('{')
-                && serde_json::from_str::<BTreeMap<Cow<'_, str>, &RawValue>>(t)
-                    .is_ok_and(|m| m.is_empty() || (m.len() == 1 && m.contains_key("ErrStatus")));
+            return members(t)
+                .is_some_and(|m| m.is_empty() || (m.len() == 1 && m.contains_key("ErrStatus")));
         }
         match self.value() {
             Value::Object(map) => {
@@ -303,6 +294,13 @@ impl Content {
             _ => false,
         }
     }
+}
+
+/// A JSON object's members as they are in its text (each value found, not parsed), by key;
+/// `None` if the text is not an object. The one way this crate's readers look into JSON
+/// text without building a `Value`.
+pub fn members(text: &str) -> Option<BTreeMap<Cow<'_, str>, &RawValue>> {
+    serde_json::from_str(text).ok()
 }
 
 /// serde_json's nesting limit, which parsing a whole frame used to apply to its content.

@@ -14,10 +14,11 @@
 //! JSON with those fields removed and object keys in sorted order (serde_json's default map
 //! is ordered), so the edge and the cloud compute it alike from any JSON of the same object.
 
+use crate::content::members;
 use serde::{Serialize, Serializer, ser::SerializeMap};
 use serde_json::{Value, value::RawValue};
 use sha2::{Digest, Sha256};
-use std::{borrow::Cow, collections::BTreeMap};
+use std::borrow::Cow;
 
 /// Metadata fields the API server changes on every write, ignored by the comparison.
 const VOLATILE_METADATA: [&str; 3] = ["resourceVersion", "generation", "managedFields"];
@@ -84,11 +85,6 @@ fn same_metadata_text(a: &str, b: &str) -> Option<bool> {
             .map(|(k, v)| (k, v.get()))
             .eq(y.iter().filter(kept).map(|(k, v)| (k, v.get()))),
     )
-}
-
-/// An object's members as they are in its text, by key.
-fn members(text: &str) -> Option<BTreeMap<Cow<'_, str>, &RawValue>> {
-    serde_json::from_str(text).ok()
 }
 
 /// The digest of what of `obj` the edge needs (see the module docs): equal digests, equal

@@ -4,11 +4,10 @@
 //! its resource type, the version the object's `metadata.resourceVersion` (falling back to the
 //! header's `resourceversion`), the identity its `metadata.uid`.
 
-use std::{borrow::Cow, cmp::Ordering, collections::BTreeMap};
+use std::{borrow::Cow, cmp::Ordering};
 
-use ke_proto::{Message, Operation, ResourcePath};
-use serde::Deserialize;
-use serde_json::{Value, value::RawValue};
+use ke_proto::{Message, Operation, ResourcePath, content::members};
+use serde_json::Value;
 
 use super::Error;
 
@@ -92,51 +91,29 @@ struct Head {
     released: bool,
 }
 
-/// An object's top level, found without parsing the members a write does not need.
-#[derive(Deserialize)]
-struct Top<'a> {
-    #[serde(default, borrow)]
-    metadata: Option<&'a RawValue>,
-}
-
-/// The metadata members a write reads, each as it is in the text.
-#[derive(Deserialize)]
-struct MetaTop<'a> {
-    #[serde(default, borrow)]
-    name: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    uid: Option<&'a RawValue>,
-    #[serde(default, borrow, rename = "resourceVersion")]
-    resource_version: Option<&'a RawValue>,
-    #[serde(default, borrow)]
-    annotations: Option<&'a RawValue>,
-}
-
 impl Head {
     /// The head of the object in `text`; `None` if the text is not a JSON object.
     fn of(text: &str) -> Option<Self> {
-        let top: Top<'_> = serde_json::from_str(text).ok()?;
-        let Some(meta) = top
-            .metadata
-            .and_then(|m| serde_json::from_str::<MetaTop<'_>>(m.get()).ok())
-        else {
+        let top = members(text)?;
+        let Some(meta) = top.get("metadata").and_then(|m| members(m.get())) else {
             return Some(Self::default());
         };
-        let string = |raw: Option<&RawValue>| {
-            raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+        let string = |key: &str| {
+            meta.get(key)
+                .and_then(|r| serde_json::from_str::<String>(r.get()).ok())
                 .filter(|s| !s.is_empty())
         };
         let released = meta
-            .annotations
-            .and_then(|a| serde_json::from_str::<BTreeMap<Cow<'_, str>, &RawValue>>(a.get()).ok())
+            .get("annotations")
+            .and_then(|a| members(a.get()))
             .and_then(|a| a.get(ke_proto::inventory::RELEASED_ANNOTATION).copied())
             .is_some_and(|v| {
                 serde_json::from_str::<Cow<'_, str>>(v.get()).is_ok_and(|s| s == "true")
             });
         Some(Self {
-            name: string(meta.name),
-            uid: string(meta.uid),
-            rv: string(meta.resource_version),
+            name: string("name"),
+            uid: string("uid"),
+            rv: string("resourceVersion"),
             released,
         })
     }
